@@ -1,0 +1,55 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PubAck is the stream's acknowledgement of a publish.
+type PubAck struct {
+	Stream    string
+	Sequence  uint64
+	Duplicate bool // the stream already had a message with this Nats-Msg-Id
+}
+
+// Pending is a publish awaiting the stream's acknowledgement.
+type Pending struct {
+	subject string
+	fut     jetstream.PubAckFuture
+}
+
+// Wait blocks until the stream acknowledged the message or ctx ends.
+func (p *Pending) Wait(ctx context.Context) (PubAck, error) {
+	select {
+	case ack := <-p.fut.Ok():
+		return PubAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	case err := <-p.fut.Err():
+		return PubAck{}, fmt.Errorf("queue: publish to %s: %w", p.subject, err)
+	case <-ctx.Done():
+		return PubAck{}, fmt.Errorf("queue: publish to %s: %w", p.subject, ctx.Err())
+	}
+}
+
+// PublishAsync sends a message to a stream subject without waiting; the
+// number of publishes awaiting acknowledgement is bounded by
+// ConnOptions.PublishAsyncMaxPending (a call blocks while at the bound).
+func (c *Conn) PublishAsync(subject string, data []byte, hdr nats.Header) (*Pending, error) {
+	msg := &nats.Msg{Subject: subject, Data: data, Header: hdr}
+	fut, err := c.js.PublishMsgAsync(msg)
+	if err != nil {
+		return nil, fmt.Errorf("queue: publish to %s: %w", subject, err)
+	}
+	return &Pending{subject: subject, fut: fut}, nil
+}
+
+// Publish sends a message to a stream subject and waits for its acknowledgement.
+func (c *Conn) Publish(ctx context.Context, subject string, data []byte, hdr nats.Header) (PubAck, error) {
+	ack, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data, Header: hdr})
+	if err != nil {
+		return PubAck{}, fmt.Errorf("queue: publish to %s: %w", subject, err)
+	}
+	return PubAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}

@@ -1,0 +1,254 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/stoker-ml/stoker/queue"
+	"github.com/stoker-ml/stoker/queue/queuetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestSubjectCovers(t *testing.T) {
+	cases := []struct {
+		outer, inner string
+		want         bool
+	}{
+		{"raw.>", "raw.image.>", true},
+		{"raw.image.>", "raw.image.>", true},
+		{"raw.image.>", "raw.>", false},
+		{"raw.*", "raw.image", true},
+		{"raw.*", "raw.image.x", false},
+		{"raw.*.>", "raw.image.>", true},
+		{"raw.image", "raw.image", true},
+		{"raw.image", "raw.*", false},
+		{">", "a.b.c", true},
+		{"raw.text.>", "raw.image.>", false},
+	}
+	for _, c := range cases {
+		t.Run(c.outer+"~"+c.inner, func(t *testing.T) {
+			if got := queue.SubjectCovers(c.outer, c.inner); got != c.want {
+				t.Errorf("SubjectCovers(%q, %q) = %v, want %v", c.outer, c.inner, got, c.want)
+			}
+		})
+	}
+}
+
+func TestSubjectsOverlap(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want bool
+	}{
+		{"raw.image.>", "raw.text.>", false},
+		{"raw.>", "raw.text.x", true},
+		{"tensors.image", "raw.image.>", false},
+		{"raw.*.x", "raw.image.*", true},
+		{"a.b", "a.b.c", false},
+	}
+	for _, c := range cases {
+		if got := queue.SubjectsOverlap(c.a, c.b); got != c.want {
+			t.Errorf("SubjectsOverlap(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func TestValidSubject(t *testing.T) {
+	cases := []struct {
+		name      string
+		s         string
+		wildcards bool
+		ok        bool
+	}{
+		{"literal", "tensors.image", false, true},
+		{"pattern", "raw.image.>", true, true},
+		{"wildcard where literal needed", "raw.*", false, false},
+		{"empty token", "raw..image", true, false},
+		{"space", "raw image", true, false},
+		{"tail not last", "raw.>.x", true, false},
+		{"wildcard inside token", "raw.im*", true, false},
+		{"empty", "", true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := queue.ValidSubject(c.s, c.wildcards)
+			if (err == nil) != c.ok {
+				t.Errorf("ValidSubject(%q, %v) = %v, want ok=%v", c.s, c.wildcards, err, c.ok)
+			}
+		})
+	}
+}
+
+func TestEnsureStreamCreatesOnceAndKeepsExisting(t *testing.T) {
+	srv := queuetest.RunServer(t)
+	c := queuetest.Connect(t, srv.ClientURL())
+	ctx := context.Background()
+	spec := queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}
+	created, err := c.EnsureStream(ctx, spec)
+	if err != nil || !created {
+		t.Fatalf("first EnsureStream = %v, %v; want created", created, err)
+	}
+	created, err = c.EnsureStream(ctx, spec)
+	if err != nil || created {
+		t.Fatalf("second EnsureStream = %v, %v; want existing", created, err)
+	}
+	// A narrower pipeline subject is covered by the existing stream.
+	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.image.>"}}); err != nil {
+		t.Fatalf("covered subject: %v", err)
+	}
+	// A subject the existing stream does not capture is an error that names it.
+	_, err = c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"other.>"}})
+	if err == nil {
+		t.Fatal("uncovered subject: no error")
+	}
+	st, err := c.JetStream().Stream(ctx, "RAW")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.Subjects; len(got) != 1 || got[0] != "raw.>" {
+		t.Fatalf("existing stream was rewritten: subjects %v", got)
+	}
+}
+
+func TestSourceDeliversAndAcks(t *testing.T) {
+	srv := queuetest.RunServer(t)
+	c := queuetest.Connect(t, srv.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	hdr := nats.Header{}
+	hdr.Set("Nats-Msg-Id", "a.jpg")
+	if _, err := c.Publish(ctx, "raw.image.x", []byte("one"), hdr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, "raw.image.x", []byte("two"), nil); err != nil {
+		t.Fatal(err)
+	}
+	src, err := queue.NewSource(ctx, c, queue.SourceOptions{Stream: "RAW", Consumer: "w", AckWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop()
+	m1, err := src.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1.ID() != "a.jpg" || string(m1.Data) != "one" || m1.Delivered != 1 {
+		t.Fatalf("first message: id %q data %q delivered %d", m1.ID(), m1.Data, m1.Delivered)
+	}
+	m2, err := src.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.ID() != "RAW:2" {
+		t.Fatalf("second message id %q, want RAW:2", m2.ID())
+	}
+	if err := m1.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// m2 is not acked: it must come back after AckWait, with Delivered 2.
+	m2b, err := src.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2b.ID() != "RAW:2" || m2b.Delivered != 2 {
+		t.Fatalf("redelivery: id %q delivered %d", m2b.ID(), m2b.Delivered)
+	}
+	if err := m2b.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	queuetest.WaitFor(t, 5*time.Second, func() error {
+		p, ap, err := src.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		if p != 0 || ap != 0 {
+			return fmt.Errorf("pending %d ack-pending %d", p, ap)
+		}
+		return nil
+	})
+}
+
+func TestSourceDrainReturnsBufferedThenCloses(t *testing.T) {
+	srv := queuetest.RunServer(t)
+	c := queuetest.Connect(t, srv.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := queue.NewSource(ctx, c, queue.SourceOptions{Stream: "RAW", Consumer: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, "raw.t", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := src.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src.Drain()
+	for {
+		m, err := src.Next(ctx)
+		if errors.Is(err, queue.ErrSourceClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after drain: %v", err)
+		}
+		_ = m.Nak()
+	}
+}
+
+func TestEmbeddedRefusesOpenListenWithoutAuth(t *testing.T) {
+	_, err := queue.StartEmbedded(queue.EmbeddedOptions{Listen: "0.0.0.0:-1", DataDir: t.TempDir()})
+	if !errors.Is(err, queue.ErrUnprotectedListen) {
+		t.Fatalf("got %v, want ErrUnprotectedListen", err)
+	}
+}
+
+func TestEmbeddedServesJetStream(t *testing.T) {
+	e, err := queue.StartEmbedded(queue.EmbeddedOptions{Listen: "127.0.0.1:-1", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	c := queuetest.Connect(t, e.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "S", Subjects: []string{"s.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := c.Publish(ctx, "s.1", []byte("x"), nil)
+	if err != nil || ack.Sequence != 1 {
+		t.Fatalf("publish: %+v %v", ack, err)
+	}
+	if c.MaxPayload() != 8<<20 {
+		t.Fatalf("max payload %d, want 8 MiB", c.MaxPayload())
+	}
+}
+
+func TestRedactDropsCredentials(t *testing.T) {
+	_, err := queue.Connect(context.Background(), queue.ConnOptions{URL: "nats://alice:s3cret@127.0.0.1:1", MaxReconnects: 1})
+	if err == nil {
+		t.Fatal("connect to a closed port succeeded")
+	}
+	if got := err.Error(); strings.Contains(got, "s3cret") || strings.Contains(got, "alice") {
+		t.Fatalf("error leaks credentials: %s", got)
+	}
+}

@@ -72,7 +72,9 @@ func Connect(ctx context.Context, o ConnOptions) (*Conn, error) {
 		nats.MaxReconnects(o.MaxReconnects),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "err", err)
+			if err != nil { // nil: the connection was closed on purpose
+				log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())

@@ -48,9 +48,9 @@ func (p *Pipeline) publishOne(ctx context.Context, w *work) {
 	}
 	// Item failures first: dead letters do not wait for the tensors.
 	failed := make(map[*entry]error, len(res.Failed))
-	for _, f := range res.Failed {
-		e := w.entries[f.Index]
-		failed[e] = f.Err
+	for i := range res.Failed {
+		f := &res.Failed[i]
+		failed[w.entries[f.Index]] = f // its message names the item
 	}
 	var pubErr error
 	if res.Len() > 0 {

@@ -1,0 +1,6 @@
+//go:build !cuda
+
+package main
+
+// buildFlavour says which build this is.
+const buildFlavour = "cpu build"

@@ -1,0 +1,93 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/stoker-ml/stoker/internal/config"
+	"github.com/stoker-ml/stoker/kernels"
+	"github.com/stoker-ml/stoker/preprocess"
+	"github.com/stoker-ml/stoker/preprocess/gpu"
+	"github.com/stoker-ml/stoker/preprocess/image"
+	"github.com/stoker-ml/stoker/preprocess/text"
+)
+
+// Devices.
+const (
+	DeviceAuto = "auto"
+	DeviceCPU  = "cpu"
+	DeviceCUDA = "cuda"
+)
+
+// ResolveDevice turns the configured device into the one used: auto picks
+// cuda when this build has CUDA and a usable GPU, else cpu; cuda without
+// one is an error saying why.
+func ResolveDevice(want string) (string, error) {
+	switch want {
+	case DeviceCPU:
+		return DeviceCPU, nil
+	case DeviceAuto, "":
+		if gpu.Available() == nil {
+			return DeviceCUDA, nil
+		}
+		return DeviceCPU, nil
+	case DeviceCUDA:
+		if err := gpu.Available(); err != nil {
+			return "", fmt.Errorf("device cuda: %w", err)
+		}
+		return DeviceCUDA, nil
+	}
+	return "", fmt.Errorf("device %q: want auto, cpu or cuda", want)
+}
+
+// Processor is a preprocess.Processor that may hold resources to release.
+type Processor interface {
+	preprocess.Processor
+	Close() error
+}
+
+type nopCloser struct{ preprocess.Processor }
+
+func (nopCloser) Close() error { return nil }
+
+// gpuImage is the GPU image processor with the device it owns.
+type gpuImage struct {
+	*gpu.Processor
+	dev *kernels.Device
+}
+
+func (g gpuImage) Close() error { return g.dev.Close() }
+
+// NewProcessor builds the processor for a pipeline on a resolved device.
+// On cuda it opens GPU 0 for the processor; Close releases it.
+func NewProcessor(p *config.Pipeline, device string) (Processor, error) {
+	switch {
+	case p.Image != nil:
+		if device == DeviceCUDA {
+			dev, err := kernels.Open(context.Background(), 0)
+			if err != nil {
+				return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
+			}
+			proc, err := gpu.NewImageProcessor(*p.Image, dev, p.Threads)
+			if err != nil {
+				dev.Close()
+				return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
+			}
+			return gpuImage{proc, dev}, nil
+		}
+		proc, err := image.NewProcessor(*p.Image, p.Threads)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
+		}
+		return nopCloser{proc}, nil
+	case p.Text != nil:
+		// Tokenisation runs on the CPU until the GPU WordPiece kernel lands.
+		proc, err := text.NewProcessor(*p.Text, p.Threads)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
+		}
+		return nopCloser{proc}, nil
+	}
+	return nil, errors.New("pipeline " + p.Name + ": neither an image nor a text section")
+}

@@ -1,0 +1,331 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/stoker-ml/stoker/internal/config"
+	"github.com/stoker-ml/stoker/internal/httpapi"
+	"github.com/stoker-ml/stoker/internal/metrics"
+	"github.com/stoker-ml/stoker/internal/worker"
+	"github.com/stoker-ml/stoker/queue"
+)
+
+// Options are what the command line adds to the configuration.
+type Options struct {
+	Logger *slog.Logger // default slog.Default()
+	// Registry receives the metrics; default a new registry with the Go and
+	// process collectors.
+	Registry *prometheus.Registry
+	// OnEmbedded is called with the embedded server's client URL when one
+	// is started.
+	OnEmbedded func(url string)
+}
+
+// Service is a running set of pipelines.
+type Service struct {
+	cfg  *config.Config
+	opts Options
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	m    *metrics.Metrics
+
+	mu        sync.Mutex
+	embedded  *queue.Embedded
+	conn      *queue.Conn
+	pipelines []*worker.Pipeline
+	sources   []*queue.Source
+	procs     []Processor
+	http      *httpapi.Server
+	running   map[string]bool
+	device    string
+}
+
+// New checks the configuration and prepares a service; Run starts it.
+func New(cfg *config.Config, opts Options) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	device, err := ResolveDevice(cfg.Device)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		cfg: cfg, opts: opts, log: opts.Logger, reg: opts.Registry,
+		m: metrics.New(opts.Registry), running: map[string]bool{}, device: device,
+	}, nil
+}
+
+// Device is the device the pipelines run on (cpu or cuda).
+func (s *Service) Device() string { return s.device }
+
+// URL is the broker URL in use (the embedded server's when one runs); empty
+// before Run has connected.
+func (s *Service) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return ""
+	}
+	return s.conn.NATS().ConnectedUrlRedacted()
+}
+
+// MetricsAddr is the bound metrics address, or "" when disabled or not started.
+func (s *Service) MetricsAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.http == nil {
+		return ""
+	}
+	return s.http.Addr()
+}
+
+// Run connects, creates what is missing, and runs every pipeline until they
+// are drained (nil) or ctx is cancelled (hard stop). Resources are released
+// before it returns.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.close()
+	if err := s.connect(ctx); err != nil {
+		return err
+	}
+	if err := s.startHTTP(); err != nil {
+		return err
+	}
+	for i := range s.cfg.Pipelines {
+		if err := s.setup(ctx, &s.cfg.Pipelines[i]); err != nil {
+			return err
+		}
+	}
+	lagCtx, stopLag := context.WithCancel(ctx)
+	var lagWG sync.WaitGroup
+	lagWG.Add(1)
+	go func() { defer lagWG.Done(); s.watchLag(lagCtx) }()
+	defer func() { stopLag(); lagWG.Wait() }()
+
+	errs := make(chan error, len(s.pipelines))
+	for i, p := range s.pipelines {
+		name := s.cfg.Pipelines[i].Name
+		go func() {
+			s.setRunning(name, true)
+			err := p.Run(ctx)
+			s.setRunning(name, false)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				err = fmt.Errorf("pipeline %s: %w", name, err)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range s.pipelines {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			if !errors.Is(err, context.Canceled) {
+				// One pipeline failing stops the others softly.
+				s.Drain()
+			}
+		}
+	}
+	return first
+}
+
+// Drain stops every pipeline softly (see worker.Pipeline.Drain).
+func (s *Service) Drain() {
+	s.mu.Lock()
+	ps := append([]*worker.Pipeline(nil), s.pipelines...)
+	s.mu.Unlock()
+	for _, p := range ps {
+		p.Drain()
+	}
+}
+
+func (s *Service) setRunning(name string, v bool) {
+	s.mu.Lock()
+	s.running[name] = v
+	s.mu.Unlock()
+}
+
+// Ready is the /readyz check: nil once connected and every pipeline runs.
+func (s *Service) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil || !s.conn.Connected() {
+		return errors.New("not connected to NATS")
+	}
+	var down []string
+	for _, p := range s.cfg.Pipelines {
+		if !s.running[p.Name] {
+			down = append(down, p.Name)
+		}
+	}
+	if len(down) > 0 {
+		return fmt.Errorf("pipelines not running: %s", strings.Join(down, ", "))
+	}
+	return nil
+}
+
+func (s *Service) connect(ctx context.Context) error {
+	n := s.cfg.NATS
+	url := n.URL
+	if url == "" {
+		e, err := queue.StartEmbedded(queue.EmbeddedOptions{
+			Listen: s.cfg.Embedded.Listen, DataDir: s.cfg.Embedded.DataDir,
+			User: n.User, Password: n.Password, Token: n.Token,
+		})
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.embedded = e
+		s.mu.Unlock()
+		url = e.ClientURL()
+		s.log.Info("embedded NATS server started; other processes join with --nats "+url, "url", url, "data_dir", s.cfg.Embedded.DataDir)
+		if s.opts.OnEmbedded != nil {
+			s.opts.OnEmbedded(url)
+		}
+	}
+	c, err := queue.Connect(ctx, queue.ConnOptions{
+		URL: url, Name: n.Name, Creds: n.Creds, User: n.User, Password: n.Password, Token: n.Token,
+		NKey: n.NKey, TLSCert: n.TLS.Cert, TLSKey: n.TLS.Key, TLSCA: n.TLS.CA, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.conn = c
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Service) startHTTP() error {
+	if s.cfg.Metrics.Addr == "" {
+		return nil
+	}
+	h, err := httpapi.Listen(s.cfg.Metrics.Addr, s.reg, s.Ready)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.http = h
+	s.mu.Unlock()
+	go func() {
+		if err := h.Serve(); err != nil {
+			s.log.Error("metrics endpoint stopped", "err", err)
+		}
+	}()
+	s.log.Info("metrics endpoint listening", "addr", h.Addr())
+	return nil
+}
+
+// setup creates the pipeline's streams and consumer and its worker.
+func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
+	for _, st := range []queue.StreamSpec{
+		{Name: p.Stream, Subjects: p.Subjects},
+		{Name: p.OutputStream, Subjects: []string{p.Output}},
+		{Name: p.DeadLetterStream, Subjects: []string{p.DeadLetter}},
+	} {
+		created, err := s.conn.EnsureStream(ctx, st)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.Name, err)
+		}
+		if created {
+			s.log.Info("stream created", "pipeline", p.Name, "stream", st.Name, "subjects", st.Subjects)
+		}
+	}
+	proc, err := NewProcessor(p, s.device)
+	if err != nil {
+		return err
+	}
+	s.procs = append(s.procs, proc)
+	src, err := queue.NewSource(ctx, s.conn, queue.SourceOptions{
+		Stream: p.Stream, Consumer: p.Consumer, FilterSubjects: p.Subjects,
+		AckWait: p.AckWait, MaxAckPending: p.MaxAckPending,
+		// One delivery more than the worker's limit, so the worker sees the
+		// message once more and dead-letters it instead of the server
+		// silently giving up on it.
+		MaxDeliver:     p.MaxDeliver + 1,
+		BufferMessages: 2 * p.Batch.MaxItems,
+		BufferBytes:    int(min(p.MaxInflightBytes/4, 64<<20)),
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline %s: %w", p.Name, err)
+	}
+	s.sources = append(s.sources, src)
+	w, err := worker.New(worker.Options{
+		Name: p.Name, Device: s.device, Output: p.Output, DeadLetter: p.DeadLetter, OutputMode: p.OutputMode,
+		Batch: p.Batch, MaxItemBytes: p.Limits.MaxBytes, MaxInflightBytes: p.MaxInflightBytes,
+		MaxDeliver: p.MaxDeliver, RetryBackoff: p.RetryBackoff, AckWait: p.AckWait,
+		MaxPayload: s.conn.MaxPayload(), Logger: s.log,
+	}, src, s.conn, proc, s.m)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.pipelines = append(s.pipelines, w)
+	s.mu.Unlock()
+	s.log.Info("pipeline ready", "pipeline", p.Name, "device", s.device, "subjects", p.Subjects, "output", p.Output, "dead_letter", p.DeadLetter)
+	return nil
+}
+
+// watchLag exports each consumer's pending and ack-pending counts.
+func (s *Service) watchLag(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		for i, src := range s.sources {
+			name := s.cfg.Pipelines[i].Name
+			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			pending, ackPending, err := src.Pending(qctx)
+			cancel()
+			if err == nil {
+				s.m.ConsumerPending.WithLabelValues(name).Set(float64(pending))
+				s.m.ConsumerAckPend.WithLabelValues(name).Set(float64(ackPending))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) close() {
+	for _, src := range s.sources {
+		src.Stop()
+	}
+	for _, p := range s.procs {
+		if err := p.Close(); err != nil {
+			s.log.Warn("closing processor", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	h, c, e := s.http, s.conn, s.embedded
+	s.mu.Unlock()
+	if h != nil {
+		_ = h.Shutdown(ctx)
+	}
+	if c != nil {
+		_ = c.NATS().Flush()
+		c.Close(ctx)
+	}
+	if e != nil {
+		e.Shutdown()
+	}
+}

@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -26,6 +27,9 @@ type EmbeddedOptions struct {
 	MaxPayload int32
 	// ReadyTimeout bounds the wait for the server to accept clients; default 10s.
 	ReadyTimeout time.Duration
+	// Logger receives the server's notices, warnings and errors; default
+	// slog.Default(). Debug and trace output is dropped.
+	Logger *slog.Logger
 }
 
 // Embedded is a running in-process NATS server with JetStream.
@@ -85,7 +89,11 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: embedded server: %w", err)
 	}
-	srv.ConfigureLogger()
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	srv.SetLoggerV2(serverLogger{log.With("component", "nats-server")}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(o.ReadyTimeout) {
 		srv.Shutdown()
@@ -113,3 +121,13 @@ func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 }
+
+// serverLogger passes the server's log lines to slog.
+type serverLogger struct{ log *slog.Logger }
+
+func (l serverLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Debugf(string, ...any)           {}
+func (l serverLogger) Tracef(string, ...any)           {}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -44,7 +45,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	cfg.Embedded = config.Embedded{Listen: "127.0.0.1:0", DataDir: dataDir}
 	cfg.Metrics.Addr = "127.0.0.1:0"
 	cfg.Device = *device
-	svc, err := service.New(cfg, service.Options{Logger: e.log})
+	// The demo's output is its table: only warnings and errors are logged.
+	quiet := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := service.New(cfg, service.Options{Logger: quiet})
 	if err != nil {
 		return err
 	}

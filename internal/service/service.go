@@ -184,7 +184,7 @@ func (s *Service) connect(ctx context.Context) error {
 	if url == "" {
 		e, err := queue.StartEmbedded(queue.EmbeddedOptions{
 			Listen: s.cfg.Embedded.Listen, DataDir: s.cfg.Embedded.DataDir,
-			User: n.User, Password: n.Password, Token: n.Token,
+			User: n.User, Password: n.Password, Token: n.Token, Logger: s.log,
 		})
 		if err != nil {
 			return err

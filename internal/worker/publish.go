@@ -143,13 +143,21 @@ func (p *Pipeline) split(b *preprocess.Batch, i, j int, limit int64, parts *[]*p
 }
 
 func (p *Pipeline) encodeRows(b *preprocess.Batch) ([]byte, error) {
-	return safetensors.Encode(b.Tensors, p.metadata(b))
+	return EncodeBatch(p.opts.Name, b)
 }
 
-// metadata is the safetensors __metadata__ of a batch: ids, pipeline and
-// the per-row facts, each as JSON.
-func (p *Pipeline) metadata(b *preprocess.Batch) map[string]string {
-	md := map[string]string{"pipeline": p.opts.Name, "ids": mustJSON(b.IDs)}
+func (p *Pipeline) metadata(b *preprocess.Batch) map[string]string { return Metadata(p.opts.Name, b) }
+
+// EncodeBatch is the payload stoker publishes for a batch: its tensors as
+// safetensors with Metadata.
+func EncodeBatch(pipeline string, b *preprocess.Batch) ([]byte, error) {
+	return safetensors.Encode(b.Tensors, Metadata(pipeline, b))
+}
+
+// Metadata is the safetensors __metadata__ of a batch: the pipeline's name,
+// the item ids in row order and the per-row facts, each as JSON.
+func Metadata(pipeline string, b *preprocess.Batch) map[string]string {
+	md := map[string]string{"pipeline": pipeline, "ids": mustJSON(b.IDs)}
 	for k, v := range b.RowFacts {
 		md[k] = mustJSON(v)
 	}

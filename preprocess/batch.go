@@ -109,13 +109,19 @@ func Reject(code, format string, args ...any) error {
 	return &Rejection{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
-// ReasonOf returns the reason code of a bad-input error: the Rejection's
-// code, or ReasonOther for other errors matching ErrBadInput, or "" for
-// errors that are not bad input.
+// Reason returns the rejection's code.
+func (r *Rejection) Reason() string { return r.Code }
+
+// Reasoner is implemented by bad-input errors that know their reason code.
+type Reasoner interface{ Reason() string }
+
+// ReasonOf returns the reason code of a bad-input error: the code of the
+// first error in its chain that implements Reasoner, or ReasonOther for
+// other errors matching ErrBadInput, or "" for errors that are not bad input.
 func ReasonOf(err error) string {
-	var r *Rejection
+	var r Reasoner
 	if errors.As(err, &r) {
-		return r.Code
+		return r.Reason()
 	}
 	if errors.Is(err, ErrBadInput) {
 		return ReasonOther

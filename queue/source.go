@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,26 +30,36 @@ type SourceOptions struct {
 	// worker dead-letters a message on its last delivery, so it is never
 	// dropped silently.
 	MaxDeliver int
-	// BufferMessages and BufferBytes bound what this process holds fetched
-	// but not yet handed to Next; defaults 256 messages, 32 MiB.
+	// BufferMessages bounds the messages this process holds fetched but not
+	// yet returned by Next; default 256. Each pull asks for at most half of
+	// it, so one request is answered while the previous one is consumed.
 	BufferMessages int
-	BufferBytes    int
+	// FetchWait is how long one pull request waits for messages; default
+	// 500ms. It bounds how long Drain waits for the request in flight.
+	FetchWait time.Duration
 }
 
-// Source reads messages from a durable pull consumer. Next is meant to be
-// called from one goroutine; Drain and Stop from any.
+// Source reads messages from a durable pull consumer. One goroutine pulls
+// with explicit requests (so that draining loses no message the server
+// already sent); Next is meant to be called from one goroutine, Drain and
+// Stop from any.
 type Source struct {
-	opts SourceOptions
-	cons jetstream.Consumer
-	iter jetstream.MessagesContext
+	opts   SourceOptions
+	cons   jetstream.Consumer
+	msgs   chan *Message
+	drain  chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+	log    *slog.Logger
 }
 
 // ErrSourceClosed is returned by Next once the source is stopped or
 // drained and its buffer is empty.
 var ErrSourceClosed = errors.New("queue: source closed")
 
-// NewSource binds to the durable consumer, creating it when it is missing.
-// An existing consumer is used as it is.
+// NewSource binds to the durable consumer, creating it when it is missing,
+// and starts pulling. An existing consumer is used as it is.
 func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 	if o.Stream == "" || o.Consumer == "" {
 		return nil, errors.New("queue: source needs a stream and a consumer name")
@@ -64,8 +76,8 @@ func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 	if o.BufferMessages == 0 {
 		o.BufferMessages = 256
 	}
-	if o.BufferBytes == 0 {
-		o.BufferBytes = 32 << 20
+	if o.FetchWait == 0 {
+		o.FetchWait = 500 * time.Millisecond
 	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       o.Consumer,
@@ -92,50 +104,79 @@ func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: consumer %s on stream %s: %w", o.Consumer, o.Stream, err)
 	}
-	iter, err := cons.Messages(
-		jetstream.PullMaxMessagesWithBytesLimit(o.BufferMessages, o.BufferBytes),
-		jetstream.PullExpiry(5*time.Second),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("queue: pull from consumer %s on stream %s: %w", o.Consumer, o.Stream, err)
+	pullCtx, cancel := context.WithCancel(context.Background())
+	s := &Source{
+		opts: o, cons: cons, msgs: make(chan *Message, o.BufferMessages),
+		drain: make(chan struct{}), cancel: cancel, done: make(chan struct{}), log: c.log,
 	}
-	return &Source{opts: o, cons: cons, iter: iter}, nil
+	go s.pull(pullCtx)
+	return s, nil
 }
 
-// Next blocks until a message arrives, ctx ends (ctx.Err() is returned) or
-// the source is closed (ErrSourceClosed).
-func (s *Source) Next(ctx context.Context) (*Message, error) {
+// pull issues one pull request at a time and queues what it returns, until
+// drained (the request in flight is finished) or stopped (abandoned).
+func (s *Source) pull(ctx context.Context) {
+	defer close(s.done)
+	defer close(s.msgs)
+	want := max(s.opts.BufferMessages/2, 1)
+	retry := 50 * time.Millisecond
 	for {
-		m, err := s.iter.Next(jetstream.NextContext(ctx))
-		switch {
-		case err == nil:
-			return newMessage(m), nil
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return nil, ErrSourceClosed
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case errors.Is(err, jetstream.ErrNoHeartbeat), errors.Is(err, nats.ErrConnectionReconnecting),
-			errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrTimeout):
-			// The iterator re-issues its pull requests by itself after a
-			// reconnect; wait a little and try again.
+		select {
+		case <-s.drain:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		batch, err := s.cons.Fetch(want, jetstream.FetchMaxWait(s.opts.FetchWait))
+		if err != nil {
+			// Disconnected or the server is restarting: try again shortly.
+			s.log.Debug("pull request failed; retrying", "consumer", s.opts.Consumer, "err", err)
 			select {
 			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(50 * time.Millisecond):
+				return
+			case <-time.After(retry):
 			}
-		default:
-			return nil, fmt.Errorf("queue: next message from consumer %s: %w", s.opts.Consumer, err)
+			retry = min(2*retry, 2*time.Second)
+			continue
+		}
+		retry = 50 * time.Millisecond
+		for m := range batch.Messages() {
+			select {
+			case s.msgs <- newMessage(m):
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }
 
-// Drain stops pulling new messages; Next still returns what was already
-// fetched, then ErrSourceClosed.
-func (s *Source) Drain() { s.iter.Drain() }
+// Next blocks until a message arrives, ctx ends (ctx.Err() is returned) or
+// the source is closed and its buffer empty (ErrSourceClosed).
+func (s *Source) Next(ctx context.Context) (*Message, error) {
+	select {
+	case m, ok := <-s.msgs:
+		if !ok {
+			return nil, ErrSourceClosed
+		}
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
-// Stop stops pulling and discards the buffer; the server redelivers those
-// messages after AckWait.
-func (s *Source) Stop() { s.iter.Stop() }
+// Drain stops pulling once the request in flight is answered; Next still
+// returns every message already received, then ErrSourceClosed.
+func (s *Source) Drain() { s.once.Do(func() { close(s.drain) }) }
+
+// Stop stops pulling at once and discards what was fetched; the server
+// redelivers those messages after AckWait. It waits for the pulling
+// goroutine to end.
+func (s *Source) Stop() {
+	s.Drain()
+	s.cancel()
+	<-s.done
+}
 
 // Pending reports the consumer's lag: messages not yet delivered and
 // messages delivered but not acknowledged.

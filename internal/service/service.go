@@ -259,7 +259,6 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 		// silently giving up on it.
 		MaxDeliver:     p.MaxDeliver + 1,
 		BufferMessages: 2 * p.Batch.MaxItems,
-		BufferBytes:    int(min(p.MaxInflightBytes/4, 64<<20)),
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline %s: %w", p.Name, err)

@@ -1,0 +1,155 @@
+package gpu
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/stoker-ml/stoker/kernels"
+	"github.com/stoker-ml/stoker/preprocess"
+	"github.com/stoker-ml/stoker/preprocess/image"
+)
+
+// runner runs one kernel job; *kernels.Device is the real one, tests use
+// the CPU emulation.
+type runner interface {
+	ResizeCropNormalize(ctx context.Context, j *kernels.Job) error
+}
+
+// Processor is the GPU-backed image Processor. It is safe for concurrent
+// use: concurrent Process calls decode on the CPU while earlier batches
+// are on the GPU (the Device keeps several batches in flight).
+type Processor struct {
+	spec    image.Spec
+	threads int
+	run     runner
+	plans   planCache
+}
+
+var _ preprocess.Processor = (*Processor)(nil)
+
+// Available reports whether a usable GPU exists (for --device auto): nil
+// if so, kernels.ErrNoCUDA in a build without the cuda tag, otherwise the
+// driver's reason.
+func Available() error { return kernels.Available() }
+
+// NewImageProcessor validates spec and returns a Processor that decodes on
+// `threads` goroutines (0 means runtime.GOMAXPROCS(0)) and transforms each
+// batch on dev. In a build without the cuda tag it returns
+// kernels.ErrNoCUDA.
+func NewImageProcessor(spec image.Spec, dev *kernels.Device, threads int) (*Processor, error) {
+	if !kernels.Built {
+		return nil, kernels.ErrNoCUDA
+	}
+	if dev == nil {
+		return nil, fmt.Errorf("gpu: NewImageProcessor needs an open *kernels.Device, got nil")
+	}
+	return newProcessor(spec, dev, threads)
+}
+
+func newProcessor(spec image.Spec, r runner, threads int) (*Processor, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if threads < 0 {
+		return nil, fmt.Errorf("gpu: threads is %d, want 0 (GOMAXPROCS) or more", threads)
+	}
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	return &Processor{spec: spec, threads: threads, run: r}, nil
+}
+
+// Spec returns the processor's spec.
+func (p *Processor) Spec() image.Spec { return p.spec }
+
+// shape is the output tensor's shape for n images.
+func (p *Processor) shape(n int) []int {
+	c := p.spec.Crop
+	if p.spec.Layout == image.NHWC {
+		return []int{n, c, c, 3}
+	}
+	return []int{n, 3, c, c}
+}
+
+// Process decodes the items on the CPU, then transforms every decoded
+// image in one kernel launch. Bad items are reported in Batch.Failed
+// (wrapping preprocess.ErrBadInput) as image.Processor reports them; the
+// others form the tensor "pixel_values" in input order with RowFacts
+// "original_size" ([2]int{height, width}). A returned error means the
+// whole batch failed and may pass later: the context ended or the GPU
+// failed (the error then wraps the kernels error).
+func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
+	imgs := make([]*image.RGB, len(items))
+	plans := make([]*imagePlan, len(items))
+	errs := make([]error, len(items))
+	if err := p.decode(ctx, items, imgs, plans, errs); err != nil {
+		return nil, err
+	}
+
+	b := &preprocess.Batch{Pipeline: image.PipelineName, RowFacts: map[string][]any{}}
+	facts := make([]any, 0, len(items))
+	ok := make([]*image.RGB, 0, len(items))
+	okPlans := make([]*imagePlan, 0, len(items))
+	for i, it := range items {
+		if errs[i] != nil {
+			b.Failed = append(b.Failed, preprocess.ItemError{Index: i, ID: it.ID, Err: errs[i]})
+			continue
+		}
+		b.IDs = append(b.IDs, it.ID)
+		facts = append(facts, [2]int{imgs[i].Height, imgs[i].Width})
+		ok = append(ok, imgs[i])
+		okPlans = append(okPlans, plans[i])
+	}
+	rb := 3 * p.spec.Crop * p.spec.Crop * p.spec.DType.Size()
+	data := make([]byte, len(ok)*rb)
+	if len(ok) > 0 {
+		j, err := newJob(p.spec, ok, okPlans, data)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.run.ResizeCropNormalize(ctx, j); err != nil {
+			return nil, fmt.Errorf("gpu: batch of %d images: %w", len(ok), err)
+		}
+	}
+	b.Tensors = []preprocess.Tensor{{Name: image.TensorName, DType: p.spec.DType, Shape: p.shape(len(ok)), Data: data}}
+	b.RowFacts["original_size"] = facts
+	return b, nil
+}
+
+// decode runs image.DecodeRGB over the items on p.threads goroutines, and
+// plans each decoded image (from the cache when its size was seen); all
+// goroutines have finished when it returns.
+func (p *Processor) decode(ctx context.Context, items []preprocess.Item, imgs []*image.RGB, plans []*imagePlan, errs []error) error {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for g := 0; g < min(p.threads, len(items)); g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				imgs[i], errs[i] = image.DecodeRGB(items[i].Data, p.spec)
+				if errs[i] == nil {
+					plans[i] = p.plans.get(p.spec, imgs[i].Width, imgs[i].Height)
+				}
+			}
+		}()
+	}
+	var ctxErr error
+feed:
+	for i := range items {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			ctxErr = ctx.Err()
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if ctxErr != nil {
+		return fmt.Errorf("gpu: batch of %d items abandoned: %w", len(items), ctxErr)
+	}
+	return nil
+}

@@ -160,6 +160,7 @@ func (f *fileConfig) toConfig() (*Config, []*FieldError) {
 		Metrics:      Metrics{Addr: f.Metrics.Addr},
 		Device:       f.Device,
 		DrainTimeout: time.Duration(f.DrainTimeout),
+		CPUFallback:  f.CPUFallback,
 	}
 	for i, fp := range f.Pipelines {
 		at := fmt.Sprintf("pipelines[%d]", i)

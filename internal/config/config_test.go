@@ -40,6 +40,7 @@ func wantDefault() *Config {
 		Metrics:      Metrics{Addr: "127.0.0.1:9090"},
 		Device:       "auto",
 		DrainTimeout: 30 * time.Second,
+		CPUFallback:  true,
 		Pipelines: []Pipeline{
 			{
 				Name: "image", Kind: "image", Subjects: []string{"raw.image.>"},
@@ -210,7 +211,7 @@ func TestErrors(t *testing.T) {
 	}{
 		// Reading.
 		{"unknown top-level key", "natz: {}\n",
-			"t.yaml:1: natz: unknown key (known keys here: nats, embedded, metrics, device, drain_timeout, pipelines)"},
+			"t.yaml:1: natz: unknown key (known keys here: nats, embedded, metrics, device, drain_timeout, cpu_fallback, pipelines)"},
 		{"unknown nested key", "pipelines:\n  - name: image\n    batch: {max_itemz: 3}\n",
 			"t.yaml:3: pipelines[0].batch.max_itemz: unknown key (known keys here: max_items, max_bytes, max_wait)"},
 		{"duplicate key", "device: cpu\ndevice: cuda\n",

@@ -37,6 +37,7 @@ func defaultFile() fileConfig {
 		Metrics:      fileMetrics{Addr: DefaultMetricsAddr},
 		Device:       DeviceAuto,
 		DrainTimeout: duration(DefaultDrainTimeout),
+		CPUFallback:  true,
 	}
 }
 

@@ -10,6 +10,7 @@ type fileConfig struct {
 	Metrics      fileMetrics    `yaml:"metrics"`
 	Device       string         `yaml:"device"`
 	DrainTimeout duration       `yaml:"drain_timeout"`
+	CPUFallback  bool           `yaml:"cpu_fallback"`
 	Pipelines    []filePipeline `yaml:"pipelines"`
 }
 

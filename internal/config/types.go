@@ -22,6 +22,10 @@ type Config struct {
 	Device string
 	// DrainTimeout bounds the soft stop on SIGINT/SIGTERM. Default 30s.
 	DrainTimeout time.Duration
+	// CPUFallback moves a pipeline to the CPU when its GPU is lost
+	// (default true); false leaves the batches failing (and retried) until
+	// the process is restarted.
+	CPUFallback bool
 	// Pipelines run by this process; at least one.
 	Pipelines []Pipeline
 }

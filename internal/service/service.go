@@ -250,6 +250,9 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 	if err != nil {
 		return err
 	}
+	if s.device == DeviceCUDA && s.cfg.CPUFallback {
+		proc = withCPUFallback(proc, func() (Processor, error) { return NewProcessor(p, DeviceCPU) }, s.log.With("pipeline", p.Name))
+	}
 	s.procs = append(s.procs, proc)
 	src, err := queue.NewSource(ctx, s.conn, queue.SourceOptions{
 		Stream: p.Stream, Consumer: p.Consumer, FilterSubjects: p.Subjects,

@@ -39,3 +39,4 @@ clean:
 	rm -rf bin stoker-data
 
 include kernels/kernels.mk
+include deploy/deploy.mk

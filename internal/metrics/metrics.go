@@ -39,9 +39,25 @@ type Metrics struct {
 	ConsumerPending   *prometheus.GaugeVec     // pipeline: messages not yet delivered
 	ConsumerAckPend   *prometheus.GaugeVec     // pipeline: delivered, not acknowledged
 	Up                *prometheus.GaugeVec     // pipeline: 1 while the pipeline runs
+
+	// Drift signals, updated by ObserveBatch (see drift.go).
+	ImageChannelMean       *prometheus.GaugeVec     // pipeline, channel (r, g, b)
+	ImageChannelStd        *prometheus.GaugeVec     // pipeline, channel (r, g, b)
+	ImageHeightPixels      *prometheus.HistogramVec // pipeline: input height before resizing
+	ImageWidthPixels       *prometheus.HistogramVec // pipeline: input width before resizing
+	TextItemTokens         *prometheus.HistogramVec // pipeline: tokens per item
+	TextTokensTotal        *prometheus.CounterVec   // pipeline
+	TextUnknownTokensTotal *prometheus.CounterVec   // pipeline: needs SetUnknownTokenID
+
+	// GPU is the NVML reader registered by New (see gpu.go).
+	GPU *GPUCollector
+
+	drift *drift
 }
 
-// New creates the families and registers them on reg.
+// New creates the families and registers them on reg, together with a
+// GPUCollector (NVML readings at scrape time; without NVML it exports only
+// stoker_gpu_nvml_available 0).
 func New(reg prometheus.Registerer) *Metrics {
 	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &Metrics{
@@ -94,5 +110,8 @@ func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.ItemsTotal, m.ItemBytesTotal, m.OutputBytesTotal, m.BatchesTotal, m.BatchItems,
 		m.FailuresTotal, m.DeadLettersTotal, m.RedeliveriesTotal, m.StageSeconds, m.EndToEndSeconds,
 		m.InflightBytes, m.ConsumerPending, m.ConsumerAckPend, m.Up)
+	reg.MustRegister(m.newDriftFamilies()...)
+	m.GPU = NewGPUCollector()
+	reg.MustRegister(m.GPU)
 	return m
 }

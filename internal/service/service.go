@@ -250,6 +250,9 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 	if err != nil {
 		return err
 	}
+	if p.Image != nil {
+		s.m.SetImageNormalization(p.Name, p.Image.Mean, p.Image.Std)
+	}
 	if s.device == DeviceCUDA && s.cfg.CPUFallback {
 		proc = withCPUFallback(proc, func() (Processor, error) { return NewProcessor(p, DeviceCPU) }, s.log.With("pipeline", p.Name))
 	}

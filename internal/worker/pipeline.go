@@ -337,6 +337,7 @@ func (p *Pipeline) process(ctx context.Context, in <-chan *work, out chan<- *wor
 			for stage, d := range w.result.Timings {
 				p.observe(stage, d)
 			}
+			p.m.ObserveBatch(p.opts.Name, w.result)
 		}
 		select {
 		case out <- w:

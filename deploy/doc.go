@@ -4,7 +4,7 @@
 // PrometheusRule, KEDA ScaledObjects, PodDisruptionBudgets, a 3-node NATS
 // JetStream StatefulSet), the local stack (compose.yaml), Prometheus
 // configuration and rules (prometheus/), and the Grafana dashboard
-// (grafana/). OPERATIONS.md explains how to operate it.
+// (grafana/). The README's Operations section explains how to operate it.
 //
 // The package has no Go code of its own: its tests parse every file here
 // and cross-check names, ports, probes, labels and every metric the

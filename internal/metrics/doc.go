@@ -19,6 +19,6 @@
 //     driver, the collector exports stoker_gpu_nvml_available 0 and nothing
 //     else. Nothing fails when NVML is missing.
 //
-// deploy/OPERATIONS.md lists every family with its labels, and the PromQL
+// The README's Operations section lists every family with its labels, and the PromQL
 // that finds a bottleneck or raises an alert.
 package metrics

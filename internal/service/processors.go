@@ -51,6 +51,17 @@ type nopCloser struct{ preprocess.Processor }
 
 func (nopCloser) Close() error { return nil }
 
+// unwrap returns the processor inside stoker's wrappers.
+func unwrap(p Processor) preprocess.Processor {
+	switch w := p.(type) {
+	case nopCloser:
+		return w.Processor
+	case gpuImage:
+		return w.Processor
+	}
+	return p
+}
+
 // gpuImage is the GPU image processor with the device it owns.
 type gpuImage struct {
 	*gpu.Processor

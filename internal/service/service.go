@@ -16,6 +16,7 @@ import (
 	"github.com/stoker-ml/stoker/internal/httpapi"
 	"github.com/stoker-ml/stoker/internal/metrics"
 	"github.com/stoker-ml/stoker/internal/worker"
+	"github.com/stoker-ml/stoker/preprocess/text"
 	"github.com/stoker-ml/stoker/queue"
 )
 
@@ -252,6 +253,11 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 	}
 	if p.Image != nil {
 		s.m.SetImageNormalization(p.Name, p.Image.Mean, p.Image.Std)
+	}
+	if tp, ok := unwrap(proc).(interface{ Tokenizer() *text.Tokenizer }); ok {
+		if id, ok := tp.Tokenizer().UnknownID(); ok {
+			s.m.SetUnknownTokenID(p.Name, int(id))
+		}
 	}
 	if s.device == DeviceCUDA && s.cfg.CPUFallback {
 		proc = withCPUFallback(proc, func() (Processor, error) { return NewProcessor(p, DeviceCPU) }, s.log.With("pipeline", p.Name))

@@ -42,5 +42,5 @@ func ExampleProcessor_Process() {
 	// attention_mask I64 [1 6]
 	// token_type_ids I64 [1 6]
 	// [a] [6]
-	// item "b": bad input: invalid UTF-8 at byte 3
+	// item "b": invalid UTF-8 at byte 3 (text.invalid_utf8 is reject)
 }

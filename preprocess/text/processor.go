@@ -180,13 +180,13 @@ func putInt32(b []byte, i int, v int32) { binary.LittleEndian.PutUint32(b[i*4:],
 func (p *Processor) encodeItem(s *encoderState, res *docResult, it preprocess.Item, arena []int32) []int32 {
 	spec := &p.spec
 	if spec.MaxBytes > 0 && int64(len(it.Data)) > spec.MaxBytes {
-		res.err = preprocess.BadInput("text of %d bytes is over text.max_bytes %d", len(it.Data), spec.MaxBytes)
+		res.err = preprocess.Reject(preprocess.ReasonTooLarge, "text of %d bytes is over text.max_bytes %d", len(it.Data), spec.MaxBytes)
 		return arena
 	}
 	var doc string
 	if bad := firstInvalid(it.Data); bad >= 0 {
 		if spec.InvalidUTF8 == RejectInvalid {
-			res.err = preprocess.BadInput("invalid UTF-8 at byte %d", bad)
+			res.err = preprocess.Reject(preprocess.ReasonInvalidText, "invalid UTF-8 at byte %d (text.invalid_utf8 is reject)", bad)
 			return arena
 		}
 		s.buf = appendReplacingInvalid(s.buf[:0], it.Data)
@@ -207,7 +207,7 @@ func (p *Processor) encodeItem(s *encoderState, res *docResult, it preprocess.It
 	n := len(arena) - start - len(t.prefix)
 	if n > room {
 		if !spec.Truncation {
-			res.err = preprocess.BadInput("text of %d tokens is over text.max_length %d and text.truncation is off", n+nSpecial, spec.MaxLength)
+			res.err = preprocess.Reject(preprocess.ReasonTooLarge, "text of %d tokens is over text.max_length %d and text.truncation is off", n+nSpecial, spec.MaxLength)
 			return arena[:start]
 		}
 		arena = arena[:start+len(t.prefix)+room]

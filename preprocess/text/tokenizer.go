@@ -423,6 +423,15 @@ func (t *Tokenizer) VocabSize() int { return t.vocabSize }
 // PadID is the id used for padding (see choosePad for how it is chosen).
 func (t *Tokenizer) PadID() int32 { return t.padID }
 
+// UnknownID is the id of the unknown token ([UNK] for WordPiece); ok is
+// false for models without one (byte-level BPE covers every input).
+func (t *Tokenizer) UnknownID() (id int32, ok bool) {
+	if t.wp != nil {
+		return t.wp.UnkID, true
+	}
+	return 0, false
+}
+
 // NumSpecialTokens is how many tokens post-processing adds to a document.
 func (t *Tokenizer) NumSpecialTokens() int { return len(t.prefix) + len(t.suffix) }
 

@@ -58,6 +58,8 @@ func unwrap(p Processor) preprocess.Processor {
 		return w.Processor
 	case gpuImage:
 		return w.Processor
+	case gpuText:
+		return w.TextProcessor
 	}
 	return p
 }
@@ -69,6 +71,14 @@ type gpuImage struct {
 }
 
 func (g gpuImage) Close() error { return g.dev.Close() }
+
+// gpuText is the GPU text processor with the device it owns.
+type gpuText struct {
+	*gpu.TextProcessor
+	dev *kernels.Device
+}
+
+func (g gpuText) Close() error { return errors.Join(g.TextProcessor.Close(), g.dev.Close()) }
 
 // NewProcessor builds the processor for a pipeline on a resolved device.
 // On cuda it opens GPU 0 for the processor; Close releases it.
@@ -93,7 +103,21 @@ func NewProcessor(p *config.Pipeline, device string) (Processor, error) {
 		}
 		return nopCloser{proc}, nil
 	case p.Text != nil:
-		// Tokenisation runs on the CPU until the GPU WordPiece kernel lands.
+		if device == DeviceCUDA {
+			dev, err := kernels.Open(context.Background(), 0)
+			if err != nil {
+				return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
+			}
+			proc, err := gpu.NewTextProcessor(*p.Text, dev, p.Threads)
+			if err == nil {
+				return gpuText{proc, dev}, nil
+			}
+			dev.Close()
+			if !errors.Is(err, gpu.ErrNotWordPiece) {
+				return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
+			}
+			// Byte-level BPE has no GPU path: it runs on the CPU.
+		}
 		proc, err := text.NewProcessor(*p.Text, p.Threads)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)

@@ -96,11 +96,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		if d != "cuda" {
 			continue
 		}
-		switch {
-		case kind == bench.KindText:
-			missing[d] = "text pipelines have no GPU path yet (tokenisation runs on the CPU)"
-		case gpu.Available() != nil:
-			missing[d] = "no GPU: " + gpu.Available().Error()
+		if err := gpu.Available(); err != nil {
+			missing[d] = "no GPU: " + err.Error()
 		}
 	}
 	opts := bench.Options{

@@ -1,0 +1,431 @@
+package image
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	stdimage "image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"strings"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/webp"
+
+	"github.com/stoker-ml/stoker/preprocess"
+)
+
+// RGB is a decoded image: packed 8-bit RGB, stride Width*3.
+type RGB struct {
+	Width, Height int
+	Pix           []byte
+}
+
+// Format is an encoded image format recognised by its first bytes.
+type Format string
+
+// The formats DecodeRGB reads.
+const (
+	FormatJPEG Format = "jpeg"
+	FormatPNG  Format = "png"
+	FormatGIF  Format = "gif"
+	FormatBMP  Format = "bmp"
+	FormatWebP Format = "webp"
+)
+
+// Sentinel errors, each also wrapping preprocess.ErrBadInput through the
+// errors DecodeRGB returns (test with errors.Is).
+var (
+	ErrEmpty         = errors.New("empty item (zero bytes)")
+	ErrTooLarge      = errors.New("over the size limit")
+	ErrTooManyPixels = errors.New("over the pixel limit")
+	ErrUnsupported   = errors.New("unsupported image format")
+	ErrTruncated     = errors.New("truncated image data")
+)
+
+// badInput wraps err so that it matches both err and preprocess.ErrBadInput.
+func badInput(err error, format string, args ...any) error {
+	return &decodeError{msg: fmt.Sprintf(format, args...), err: err}
+}
+
+type decodeError struct {
+	msg string
+	err error
+}
+
+func (e *decodeError) Error() string { return e.msg }
+
+// Reason classifies the error for metrics and dead-letter headers.
+func (e *decodeError) Reason() string {
+	switch e.err {
+	case ErrEmpty:
+		return preprocess.ReasonEmpty
+	case ErrTooLarge:
+		return preprocess.ReasonTooLarge
+	case ErrTooManyPixels:
+		return preprocess.ReasonTooManyPixels
+	case ErrUnsupported:
+		return preprocess.ReasonUnsupported
+	}
+	return preprocess.ReasonCorrupt // truncated or undecodable
+}
+func (e *decodeError) Unwrap() []error {
+	if e.err == nil {
+		return []error{preprocess.ErrBadInput}
+	}
+	return []error{preprocess.ErrBadInput, e.err}
+}
+
+// sniff recognises the format from the magic bytes.
+func sniff(data []byte) (Format, error) {
+	switch {
+	case len(data) >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff:
+		return FormatJPEG, nil
+	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
+		return FormatPNG, nil
+	case bytes.HasPrefix(data, []byte("GIF87a")), bytes.HasPrefix(data, []byte("GIF89a")):
+		return FormatGIF, nil
+	case bytes.HasPrefix(data, []byte("BM")):
+		return FormatBMP, nil
+	case len(data) >= 12 && bytes.HasPrefix(data, []byte("RIFF")) && string(data[8:12]) == "WEBP":
+		return FormatWebP, nil
+	}
+	n := min(len(data), 8)
+	return "", badInput(ErrUnsupported, "unsupported image format (first bytes % x; want JPEG, PNG, GIF, BMP or WebP)", data[:n])
+}
+
+// checkHeader applies the size limits: MaxBytes on the encoded item, then
+// MaxPixels on the dimensions read from the header, before any decoding.
+func checkHeader(data []byte, s Spec, r *bytes.Reader) (Format, stdimage.Config, error) {
+	if len(data) == 0 {
+		return "", stdimage.Config{}, badInput(ErrEmpty, "empty item (zero bytes)")
+	}
+	if s.MaxBytes > 0 && int64(len(data)) > s.MaxBytes {
+		return "", stdimage.Config{}, badInput(ErrTooLarge, "item is %d bytes, over image.max_bytes %d", len(data), s.MaxBytes)
+	}
+	f, err := sniff(data)
+	if err != nil {
+		return "", stdimage.Config{}, err
+	}
+	var cfg stdimage.Config
+	r.Reset(data)
+	switch f {
+	case FormatJPEG:
+		cfg, err = jpeg.DecodeConfig(r)
+	case FormatPNG:
+		cfg, err = png.DecodeConfig(r)
+	case FormatGIF:
+		cfg, err = gif.DecodeConfig(r)
+	case FormatBMP:
+		cfg, err = bmp.DecodeConfig(r)
+	case FormatWebP:
+		cfg, err = webp.DecodeConfig(r)
+	}
+	if err != nil {
+		return f, cfg, decodeFailure(f, data, "reading the header", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return f, cfg, badInput(nil, "%s: header gives an empty image (%dx%d)", f, cfg.Width, cfg.Height)
+	}
+	px := int64(cfg.Width) * int64(cfg.Height)
+	if s.MaxPixels > 0 && px > s.MaxPixels {
+		return f, cfg, badInput(ErrTooManyPixels, "%s: %dx%d is %d pixels, over image.max_pixels %d", f, cfg.Width, cfg.Height, px, s.MaxPixels)
+	}
+	return f, cfg, nil
+}
+
+// decodeFailure turns a decoder's error into a bad-input error a person understands.
+func decodeFailure(f Format, data []byte, doing string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return badInput(ErrTruncated, "%s: truncated after %d bytes (%s)", f, len(data), doing)
+	}
+	if msg := err.Error(); strings.Contains(msg, "not enough pixel data") || strings.Contains(msg, "not enough image data") {
+		return badInput(ErrTruncated, "%s: truncated after %d bytes (%v)", f, len(data), err)
+	}
+	if errors.Is(err, bmp.ErrUnsupported) {
+		return badInput(ErrUnsupported, "%s: unsupported variant (compressed or unusual bit depth BMPs are not read): %v", f, err)
+	}
+	var fe jpeg.FormatError
+	if errors.As(err, &fe) && f == FormatJPEG && fe == "missing SOS marker" {
+		return badInput(ErrTruncated, "%s: truncated after %d bytes (no image data)", f, len(data))
+	}
+	var ue jpeg.UnsupportedError
+	if errors.As(err, &ue) {
+		return badInput(ErrUnsupported, "%s: unsupported feature: %v", f, err)
+	}
+	return badInput(nil, "%s: cannot decode (%s): %v", f, doing, err)
+}
+
+// decodeImage checks the header and decodes with the format's decoder.
+func decodeImage(data []byte, s Spec, r *bytes.Reader) (stdimage.Image, Format, error) {
+	f, _, err := checkHeader(data, s, r)
+	if err != nil {
+		return nil, f, err
+	}
+	var m stdimage.Image
+	r.Reset(data)
+	switch f {
+	case FormatJPEG:
+		if err := checkJPEGComplete(data); err != nil {
+			return nil, f, err
+		}
+		m, err = jpeg.Decode(r)
+	case FormatPNG:
+		m, err = png.Decode(r)
+	case FormatGIF:
+		m, err = gif.Decode(r)
+	case FormatBMP:
+		m, err = bmp.Decode(r)
+	case FormatWebP:
+		m, err = webp.Decode(r)
+	}
+	if err != nil {
+		return nil, f, decodeFailure(f, data, "decoding", err)
+	}
+	b := m.Bounds()
+	if b.Dx() <= 0 || b.Dy() <= 0 {
+		return nil, f, badInput(nil, "%s: decoded image is empty", f)
+	}
+	return m, f, nil
+}
+
+// checkJPEGComplete rejects a JPEG whose entropy-coded data stops before
+// the end-of-image marker. Go's decoder fills the missing blocks with grey
+// in some such cases instead of failing; PIL refuses them ("image file is
+// truncated"). Data after the EOI marker (trailers some cameras write) is
+// allowed.
+func checkJPEGComplete(data []byte) error {
+	// Walk the marker segments up to the first scan, then look for an EOI
+	// marker after it. A stray FFD9 inside a scan cannot occur: the encoder
+	// stuffs every FF data byte with 00.
+	i := 2
+	for {
+		for i < len(data) && data[i] == 0xff {
+			i++
+		}
+		if i >= len(data) {
+			return badInput(ErrTruncated, "jpeg: truncated after %d bytes (in the headers)", len(data))
+		}
+		marker := data[i]
+		i++
+		if marker == 0xd9 {
+			return badInput(ErrTruncated, "jpeg: end of image before any image data")
+		}
+		if marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7) {
+			continue // markers without a length
+		}
+		if i+2 > len(data) {
+			return badInput(ErrTruncated, "jpeg: truncated after %d bytes (in the headers)", len(data))
+		}
+		n := int(data[i])<<8 | int(data[i+1])
+		if n < 2 {
+			return badInput(nil, "jpeg: marker %02X has invalid length %d", marker, n)
+		}
+		i += n
+		if i > len(data) {
+			return badInput(ErrTruncated, "jpeg: truncated after %d bytes (in a marker segment)", len(data))
+		}
+		if marker == 0xda { // start of scan: the entropy-coded data follows
+			break
+		}
+	}
+	if bytes.LastIndex(data[i:], []byte{0xff, 0xd9}) < 0 {
+		return badInput(ErrTruncated, "jpeg: truncated after %d bytes (no end-of-image marker)", len(data))
+	}
+	return nil
+}
+
+// DecodeRGB checks the item against spec's limits (MaxBytes, then MaxPixels
+// from the header), decodes it and converts it to packed RGB exactly as the
+// Processor does. Errors wrap preprocess.ErrBadInput.
+func DecodeRGB(data []byte, spec Spec) (*RGB, error) {
+	var d decoder
+	img, err := d.decode(data, spec)
+	if err != nil {
+		return nil, err
+	}
+	out := &RGB{Width: img.Width, Height: img.Height, Pix: make([]byte, len(img.Pix))}
+	copy(out.Pix, img.Pix)
+	return out, nil
+}
+
+// decoder decodes into buffers it keeps from one item to the next.
+type decoder struct {
+	rd   bytes.Reader // reused so that decoding allocates no reader per item
+	rgb  RGB
+	rows rowScratch
+	tj   turboState
+}
+
+// decode returns a decoded image whose pixels live in d's buffers. The
+// region [x0,x1)×[y0,y1) is converted; nil region means the whole image.
+func (d *decoder) decode(data []byte, s Spec) (*RGB, error) {
+	return d.decodeRegion(data, s, nil)
+}
+
+// regionFunc tells the decoder which pixels of a w×h image are needed.
+type regionFunc func(w, h int) (x0, y0, x1, y1 int)
+
+func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, error) {
+	if rgb, ok, err := d.tj.decode(data, s, &d.rgb); ok || err != nil {
+		return rgb, err
+	}
+	m, f, err := decodeImage(data, s, &d.rd)
+	if err != nil {
+		return nil, err
+	}
+	b := m.Bounds()
+	w, h := b.Dx(), b.Dy()
+	d.rgb.Width, d.rgb.Height = w, h
+	d.rgb.Pix = growU8(d.rgb.Pix, w*h*3)
+	x0, y0, x1, y1 := 0, 0, w, h
+	if region != nil {
+		x0, y0, x1, y1 = region(w, h)
+	}
+	if err := toRGB(&d.rgb, m, f, x0, y0, x1, y1, &d.rows); err != nil {
+		return nil, err
+	}
+	return &d.rgb, nil
+}
+
+// toRGB converts the region of m into dst (already sized), as PIL's
+// convert("RGB") would for the mode PIL opens the file in.
+func toRGB(dst *RGB, m stdimage.Image, f Format, x0, y0, x1, y1 int, rs *rowScratch) error {
+	b := m.Bounds()
+	stride := dst.Width * 3
+	switch m := m.(type) {
+	case *stdimage.YCbCr:
+		if f == FormatWebP {
+			webpToRGB(dst.Pix, stride, m, x0, y0, x1, y1, rs)
+			return nil
+		}
+		yccToRGB(dst.Pix, stride, m, x0, y0, x1, y1, rs)
+		return nil
+	case *stdimage.NYCbCrA: // lossy WebP with alpha: alpha dropped
+		if f == FormatWebP {
+			webpToRGB(dst.Pix, stride, &m.YCbCr, x0, y0, x1, y1, rs)
+		} else {
+			yccToRGB(dst.Pix, stride, &m.YCbCr, x0, y0, x1, y1, rs)
+		}
+		return nil
+	case *stdimage.Gray:
+		for y := y0; y < y1; y++ {
+			src := m.Pix[(y)*m.Stride:]
+			d := dst.Pix[y*stride:]
+			for x := x0; x < x1; x++ {
+				v := src[x]
+				d[x*3], d[x*3+1], d[x*3+2] = v, v, v
+			}
+		}
+		return nil
+	case *stdimage.CMYK:
+		for y := y0; y < y1; y++ {
+			src := m.Pix[y*m.Stride:]
+			d := dst.Pix[y*stride:]
+			for x := x0; x < x1; x++ {
+				p := src[x*4 : x*4+4]
+				d[x*3], d[x*3+1], d[x*3+2] = cmykToRGB(p[0], p[1], p[2], p[3])
+			}
+		}
+		return nil
+	case *stdimage.RGBA: // opaque 8-bit RGB (PNG, BMP)
+		copyRGBFrom4(dst.Pix, stride, m.Pix, m.Stride, x0, y0, x1, y1)
+		return nil
+	case *stdimage.NRGBA: // alpha dropped without compositing, as PIL does
+		copyRGBFrom4(dst.Pix, stride, m.Pix, m.Stride, x0, y0, x1, y1)
+		return nil
+	case *stdimage.RGBA64, *stdimage.NRGBA64: // 16-bit: PIL keeps the high byte
+		var pix []byte
+		var st int
+		if v, ok := m.(*stdimage.RGBA64); ok {
+			pix, st = v.Pix, v.Stride
+		} else {
+			v := m.(*stdimage.NRGBA64)
+			pix, st = v.Pix, v.Stride
+		}
+		for y := y0; y < y1; y++ {
+			src := pix[y*st:]
+			d := dst.Pix[y*stride:]
+			for x := x0; x < x1; x++ {
+				d[x*3], d[x*3+1], d[x*3+2] = src[x*8], src[x*8+2], src[x*8+4]
+			}
+		}
+		return nil
+	case *stdimage.Gray16:
+		// PIL opens 16-bit grey as mode "I"; convert("RGB") clips to 255.
+		for y := y0; y < y1; y++ {
+			src := m.Pix[y*m.Stride:]
+			d := dst.Pix[y*stride:]
+			for x := x0; x < x1; x++ {
+				v := int(src[x*2])<<8 | int(src[x*2+1])
+				u := uint8(min(v, 255))
+				d[x*3], d[x*3+1], d[x*3+2] = u, u, u
+			}
+		}
+		return nil
+	case *stdimage.Paletted:
+		var pal [256][3]uint8
+		for i, c := range m.Palette {
+			if i >= 256 {
+				break
+			}
+			pal[i] = paletteRGB(c)
+		}
+		for y := y0; y < y1; y++ {
+			src := m.Pix[y*m.Stride:]
+			d := dst.Pix[y*stride:]
+			for x := x0; x < x1; x++ {
+				p := pal[src[x]]
+				d[x*3], d[x*3+1], d[x*3+2] = p[0], p[1], p[2]
+			}
+		}
+		return nil
+	}
+	// Anything else (rare decoder outputs): go through the colour model.
+	for y := y0; y < y1; y++ {
+		d := dst.Pix[y*stride:]
+		for x := x0; x < x1; x++ {
+			c := color.NRGBAModel.Convert(m.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+			d[x*3], d[x*3+1], d[x*3+2] = c.R, c.G, c.B
+		}
+	}
+	return nil
+}
+
+// paletteRGB is a palette entry's colour without alpha.
+func paletteRGB(c color.Color) [3]uint8 {
+	switch c := c.(type) {
+	case color.NRGBA:
+		return [3]uint8{c.R, c.G, c.B}
+	case color.RGBA:
+		if c.A == 0xff || c.A == 0 {
+			return [3]uint8{c.R, c.G, c.B}
+		}
+	}
+	n := color.NRGBAModel.Convert(c).(color.NRGBA)
+	return [3]uint8{n.R, n.G, n.B}
+}
+
+func copyRGBFrom4(dst []byte, stride int, src []byte, sstride, x0, y0, x1, y1 int) {
+	for y := y0; y < y1; y++ {
+		s := src[y*sstride:]
+		d := dst[y*stride:]
+		for x := x0; x < x1; x++ {
+			d[x*3], d[x*3+1], d[x*3+2] = s[x*4], s[x*4+1], s[x*4+2]
+		}
+	}
+}
+
+// cmykToRGB is PIL's cmyk2rgb: each channel is nk - c*nk/255 (rounded),
+// with nk = 255 - k.
+func cmykToRGB(c, m, y, k uint8) (uint8, uint8, uint8) {
+	nk := 255 - int(k)
+	f := func(v uint8) uint8 {
+		t := int(v)*nk + 128
+		return uint8(nk - ((t>>8)+t)>>8)
+	}
+	return f(c), f(m), f(y)
+}

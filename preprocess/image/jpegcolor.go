@@ -1,0 +1,234 @@
+package image
+
+import (
+	stdimage "image"
+)
+
+// libjpeg-turbo's YCbCr→RGB conversion (jdcolor.c), in 16-bit fixed point:
+//
+//	R = Y + round(1.40200*(Cr-128))
+//	G = Y + ((-0.34414*(Cb-128) - 0.71414*(Cr-128) + 0.5) >> 16)   (fixed point)
+//	B = Y + round(1.77200*(Cb-128))
+//
+// each clamped to 0..255. The tables are built once, as libjpeg builds them.
+var (
+	crToR [256]int32
+	cbToB [256]int32
+	crToG [256]int32
+	cbToG [256]int32
+)
+
+func init() {
+	const scaleBits = 16
+	const oneHalf = 1 << (scaleBits - 1)
+	fix := func(x float64) int32 { return int32(x*(1<<scaleBits) + 0.5) }
+	for i := 0; i < 256; i++ {
+		x := int32(i - 128)
+		crToR[i] = (fix(1.40200)*x + oneHalf) >> scaleBits
+		cbToB[i] = (fix(1.77200)*x + oneHalf) >> scaleBits
+		crToG[i] = -fix(0.71414) * x
+		cbToG[i] = -fix(0.34414)*x + oneHalf
+	}
+}
+
+// rangeLimit clamps v in [-384, 640) to 0..255 by table, as libjpeg's
+// range_limit does: rangeLimit[v+384].
+var rangeLimit [1024]uint8
+
+func init() {
+	for i := range rangeLimit {
+		rangeLimit[i] = clamp255(int32(i - 384))
+	}
+}
+
+// putRGB converts one pixel with libjpeg's tables.
+func putRGB(o *[3]uint8, y, cb, cr uint8) {
+	Y := int32(y) + 384
+	o[0] = rangeLimit[uint32(Y+crToR[cr])&1023]
+	o[1] = rangeLimit[uint32(Y+(cbToG[cb]+crToG[cr])>>16)&1023]
+	o[2] = rangeLimit[uint32(Y+cbToB[cb])&1023]
+}
+
+func clamp255(v int32) uint8 {
+	if uint32(v) > 255 {
+		if v < 0 {
+			return 0
+		}
+		return 255
+	}
+	return uint8(v)
+}
+
+// rowScratch holds one row of upsampled chroma and the column sums of the
+// 2×2 upsampler.
+type rowScratch struct {
+	cb, cr     []uint8
+	sumB, sumR []int32
+}
+
+// subsampling returns the horizontal and vertical chroma subsampling factors.
+func subsampling(r stdimage.YCbCrSubsampleRatio) (hs, vs int) {
+	switch r {
+	case stdimage.YCbCrSubsampleRatio422:
+		return 2, 1
+	case stdimage.YCbCrSubsampleRatio420:
+		return 2, 2
+	case stdimage.YCbCrSubsampleRatio440:
+		return 1, 2
+	case stdimage.YCbCrSubsampleRatio411:
+		return 4, 1
+	case stdimage.YCbCrSubsampleRatio410:
+		return 4, 2
+	}
+	return 1, 1
+}
+
+// yccToRGB converts the region [x0,x1)×[y0,y1) of a decoded JPEG to packed
+// RGB in dst (stride bytes per row), upsampling chroma as libjpeg-turbo does
+// by default ("fancy" triangle upsampling for 2:1 factors, replication
+// otherwise) and converting with libjpeg's fixed-point tables.
+func yccToRGB(dst []byte, stride int, m *stdimage.YCbCr, x0, y0, x1, y1 int, rs *rowScratch) {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	hs, vs := subsampling(m.SubsampleRatio)
+	cw, ch := (w+hs-1)/hs, (h+vs-1)/vs
+	if hs == 2 && vs == 2 && cw > 2 {
+		ycc420ToRGB(dst, stride, m, cw, ch, x0, y0, x1, y1, rs)
+		return
+	}
+	n := x1 - x0
+	rs.cb = growU8(rs.cb, n)
+	rs.cr = growU8(rs.cr, n)
+	for y := y0; y < y1; y++ {
+		upsampleRow(rs.cb, m.Cb, m.CStride, cw, ch, hs, vs, y, x0, x1, &rs.sumB)
+		upsampleRow(rs.cr, m.Cr, m.CStride, cw, ch, hs, vs, y, x0, x1, &rs.sumR)
+		yrow := m.Y[y*m.YStride+x0 : y*m.YStride+x1]
+		d := dst[y*stride+x0*3 : y*stride+x1*3]
+		cb, cr := rs.cb[:len(yrow)], rs.cr[:len(yrow)]
+		for i, yv := range yrow {
+			putRGB((*[3]uint8)(d[i*3:i*3+3]), yv, cb[i], cr[i])
+		}
+	}
+}
+
+// upsampleRow writes the chroma samples of image row y, columns [x0,x1),
+// into out. Fancy upsampling follows libjpeg-turbo's jdsample.c: the nearer
+// chroma sample weighs 3/4 and the farther 1/4 along each subsampled axis,
+// with the edge samples replicated and libjpeg's alternating rounding
+// biases. libjpeg upsamples by replication when a 2:1 axis has at most two
+// chroma samples across.
+func upsampleRow(out []uint8, plane []uint8, cstride, cw, ch, hs, vs, y, x0, x1 int, sums *[]int32) {
+	fancyH := hs == 2 && cw > 2
+	switch {
+	case hs == 1 && vs == 1:
+		copy(out, plane[y*cstride+x0:y*cstride+x1])
+	case hs == 2 && vs == 1 && fancyH:
+		row := plane[y*cstride : y*cstride+cw]
+		for x := x0; x < x1; x++ {
+			i := x >> 1
+			if x&1 == 0 {
+				j := max(i-1, 0)
+				out[x-x0] = uint8((3*int(row[i]) + int(row[j]) + 1) >> 2)
+			} else {
+				j := min(i+1, cw-1)
+				out[x-x0] = uint8((3*int(row[i]) + int(row[j]) + 2) >> 2)
+			}
+		}
+	case hs == 1 && vs == 2:
+		// h1v2_fancy_upsample: always fancy.
+		r := y >> 1
+		nb, bias := r-1, 1
+		if y&1 == 1 {
+			nb, bias = r+1, 2
+		}
+		nb = min(max(nb, 0), ch-1)
+		a := plane[r*cstride:]
+		b := plane[nb*cstride:]
+		for x := x0; x < x1; x++ {
+			out[x-x0] = uint8((3*int(a[x]) + int(b[x]) + bias) >> 2)
+		}
+	case hs == 2 && vs == 2 && fancyH:
+		r := y >> 1
+		nb := r - 1
+		if y&1 == 1 {
+			nb = r + 1
+		}
+		nb = min(max(nb, 0), ch-1)
+		a := plane[r*cstride : r*cstride+cw]
+		b := plane[nb*cstride : nb*cstride+cw]
+		// Column sums for chroma columns [c0, c1].
+		c0 := max((x0>>1)-1, 0)
+		c1 := min(((x1-1)>>1)+1, cw-1)
+		*sums = grow32(*sums, c1-c0+1)
+		s := *sums
+		for i := c0; i <= c1; i++ {
+			s[i-c0] = 3*int32(a[i]) + int32(b[i])
+		}
+		for x := x0; x < x1; x++ {
+			i := x >> 1
+			if x&1 == 0 {
+				j := max(i-1, 0)
+				out[x-x0] = uint8((3*s[i-c0] + s[j-c0] + 8) >> 4)
+			} else {
+				j := min(i+1, cw-1)
+				out[x-x0] = uint8((3*s[i-c0] + s[j-c0] + 7) >> 4)
+			}
+		}
+	default:
+		// Replication (libjpeg's h2v1/h2v2/int upsamplers).
+		row := plane[(y/vs)*cstride:]
+		for x := x0; x < x1; x++ {
+			out[x-x0] = row[x/hs]
+		}
+	}
+}
+
+// ycc420ToRGB is yccToRGB for 4:2:0 (libjpeg's h2v2 fancy upsampling),
+// upsampling and converting in one pass: each chroma column gives the
+// chroma of two output columns.
+func ycc420ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, ch, x0, y0, x1, y1 int, rs *rowScratch) {
+	// Chroma columns whose sums are needed: one beyond each side, clamped.
+	c0 := max((x0>>1)-1, 0)
+	c1 := min(((x1-1)>>1)+1, cw-1)
+	rs.sumB = grow32(rs.sumB, cw)
+	rs.sumR = grow32(rs.sumR, cw)
+	sb, sr := rs.sumB, rs.sumR
+	for y := y0; y < y1; y++ {
+		r := y >> 1
+		nb := r - 1
+		if y&1 == 1 {
+			nb = r + 1
+		}
+		nb = min(max(nb, 0), ch-1)
+		ab := m.Cb[r*m.CStride : r*m.CStride+cw]
+		bb := m.Cb[nb*m.CStride : nb*m.CStride+cw]
+		ar := m.Cr[r*m.CStride : r*m.CStride+cw]
+		br := m.Cr[nb*m.CStride : nb*m.CStride+cw]
+		for i := c0; i <= c1; i++ {
+			sb[i] = 3*int32(ab[i]) + int32(bb[i])
+			sr[i] = 3*int32(ar[i]) + int32(br[i])
+		}
+		yrow := m.Y[y*m.YStride : y*m.YStride+x1]
+		d := dst[y*stride : y*stride+x1*3]
+		x := x0
+		if x&1 == 1 { // odd first column: the right half of chroma column x>>1
+			i := x >> 1
+			j := min(i+1, cw-1)
+			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x], uint8((3*sb[i]+sb[j]+7)>>4), uint8((3*sr[i]+sr[j]+7)>>4))
+			x++
+		}
+		// Pairs of columns (2i, 2i+1) with both neighbours inside the plane.
+		for ; x+1 < x1; x += 2 {
+			i := x >> 1
+			l := max(i-1, 0)
+			rr := min(i+1, cw-1)
+			tb, tr := 3*sb[i], 3*sr[i]
+			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x], uint8((tb+sb[l]+8)>>4), uint8((tr+sr[l]+8)>>4))
+			putRGB((*[3]uint8)(d[x*3+3:x*3+6]), yrow[x+1], uint8((tb+sb[rr]+7)>>4), uint8((tr+sr[rr]+7)>>4))
+		}
+		if x < x1 { // even last column
+			i := x >> 1
+			l := max(i-1, 0)
+			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x], uint8((3*sb[i]+sb[l]+8)>>4), uint8((3*sr[i]+sr[l]+8)>>4))
+		}
+	}
+}

@@ -54,11 +54,11 @@ func TestShippedConfigsRun(t *testing.T) {
 					if err != nil {
 						t.Errorf("service: %v", err)
 					}
-				case <-time.After(20 * time.Second):
-					t.Error("service did not drain within 20s")
+				case <-time.After(60 * time.Second):
+					t.Error("service did not drain within 60s")
 				}
 			})
-			waitFor(t, 20*time.Second, "the worker to be ready", func() error {
+			waitFor(t, 60*time.Second, "the worker to be ready", func() error {
 				if svc.MetricsAddr() == "" {
 					return errors.New("no metrics address yet")
 				}
@@ -81,7 +81,7 @@ func TestShippedConfigsRun(t *testing.T) {
 					t.Fatalf("publish to %s: %v", subject, err)
 				}
 			}
-			waitFor(t, 20*time.Second, "every pipeline to publish a tensor", func() error {
+			waitFor(t, 60*time.Second, "every pipeline to publish a tensor", func() error {
 				fams := scrapeFamilies(t, svc.MetricsAddr())
 				for _, p := range cfg.Pipelines {
 					if n := fams["stoker_items_total"].sum(map[string]string{"pipeline": p.Name, "outcome": "ok"}); n < 1 {

@@ -3,10 +3,15 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// publishStallWait bounds how long PublishAsync waits for room under the
+// bound of unacknowledged publishes before it fails.
+const publishStallWait = 30 * time.Second
 
 // PubAck is the stream's acknowledgement of a publish.
 type PubAck struct {
@@ -38,7 +43,9 @@ func (p *Pending) Wait(ctx context.Context) (PubAck, error) {
 // ConnOptions.PublishAsyncMaxPending (a call blocks while at the bound).
 func (c *Conn) PublishAsync(subject string, data []byte, hdr nats.Header) (*Pending, error) {
 	msg := &nats.Msg{Subject: subject, Data: data, Header: hdr}
-	fut, err := c.js.PublishMsgAsync(msg)
+	// At the bound, wait for room rather than fail: a slow broker slows
+	// publishing down instead of failing it.
+	fut, err := c.js.PublishMsgAsync(msg, jetstream.WithStallWait(publishStallWait))
 	if err != nil {
 		return nil, fmt.Errorf("queue: publish to %s: %w", subject, err)
 	}

@@ -34,7 +34,7 @@ func broker(t *testing.T, opts ...queuetest.ServerOption) *queue.Conn {
 	t.Helper()
 	srv := queuetest.RunServer(t, opts...)
 	conn := queuetest.Connect(t, srv.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := conn.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ type stored struct {
 // keyed by Nats-Msg-Id.
 func streamContents(t *testing.T, conn *queue.Conn) map[string]stored {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := conn.JetStream().Stream(ctx, "RAW")
 	if err != nil {
@@ -457,7 +457,7 @@ func (a *afterBytes) Read(p []byte) (int, error) {
 
 func TestRunStopsWhenTheStreamDisappears(t *testing.T) {
 	srv := queuetest.RunServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	conn, err := queue.Connect(ctx, queue.ConnOptions{URL: srv.ClientURL(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -75,14 +75,14 @@ func startService(t *testing.T, edit func(*config.Config)) *running {
 			if err != nil {
 				t.Errorf("service Run: %v", err)
 			}
-		case <-time.After(20 * time.Second):
+		case <-time.After(60 * time.Second):
 			cancel()
 			<-done
-			t.Errorf("service did not drain within 20s")
+			t.Errorf("service did not drain within 60s")
 		}
 		cancel()
 	})
-	queuetest.WaitFor(t, 20*time.Second, svc.Ready)
+	queuetest.WaitFor(t, 60*time.Second, svc.Ready)
 	return &running{svc: svc, conn: queuetest.Connect(t, srv.ClientURL()), cfg: cfg}
 }
 

@@ -288,13 +288,13 @@ func runWorkerAndScrape(t *testing.T) (map[string]family, string) {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("service: %v", err)
 			}
-		case <-time.After(20 * time.Second):
+		case <-time.After(60 * time.Second):
 			t.Error("service did not drain within 20s")
 		}
 		cancel()
 	})
 
-	waitFor(t, 20*time.Second, "the worker to be ready", func() error {
+	waitFor(t, 60*time.Second, "the worker to be ready", func() error {
 		if svc.MetricsAddr() == "" {
 			return errors.New("no metrics address yet")
 		}
@@ -319,7 +319,7 @@ func runWorkerAndScrape(t *testing.T) (map[string]family, string) {
 
 	var fams map[string]family
 	start := time.Now()
-	waitFor(t, 30*time.Second, "every item settled", func() error {
+	waitFor(t, 60*time.Second, "every item settled", func() error {
 		fams = scrapeFamilies(t, addr)
 		for _, want := range []struct {
 			name   string

@@ -142,7 +142,7 @@ func ParseTokenizer(data []byte) (*Tokenizer, error) {
 	case "BPE":
 		vocab, err = t.parseBPE(f)
 	default:
-		return nil, fmt.Errorf("%w: model %q (stoker implements WordPiece and byte-level BPE)", ErrUnsupported, modelType)
+		return nil, fmt.Errorf("%w: model %q (stoker implements WordPiece and byte-level BPE%s)", ErrUnsupported, modelType, libraryNote(modelType))
 	}
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (t *Tokenizer) parseBPE(f fileJSON) (map[string]int, error) {
 		return nil, fmt.Errorf("tokenizer.json: pre_tokenizer: %w", err)
 	}
 	if pre.Type != "ByteLevel" || pre.UseRegex != nil && !*pre.UseRegex {
-		return nil, fmt.Errorf("%w: pre_tokenizer %q with a BPE model (stoker implements ByteLevel with use_regex)", ErrUnsupported, pre.Type)
+		return nil, fmt.Errorf("%w: pre_tokenizer %q with a BPE model (stoker implements ByteLevel with use_regex%s)", ErrUnsupported, pre.Type, libraryNote("BPE"))
 	}
 	t.addPrefixSpace = pre.AddPrefixSpace
 	merges := make([][2]string, len(m.Merges))

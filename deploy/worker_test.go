@@ -289,7 +289,7 @@ func runWorkerAndScrape(t *testing.T) (map[string]family, string) {
 				t.Errorf("service: %v", err)
 			}
 		case <-time.After(60 * time.Second):
-			t.Error("service did not drain within 20s")
+			t.Error("service did not drain within 60s")
 		}
 		cancel()
 	})

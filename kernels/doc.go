@@ -2,7 +2,7 @@
 // talks to the GPU (through gorgonia.org/cu, and only in files built with
 // the `cuda` build tag).
 //
-// The one kernel today is resize_crop_normalize (resize_crop_normalize.cu):
+// The image kernel is resize_crop_normalize (resize_crop_normalize.cu):
 // one launch per batch turns every decoded RGB8 image of the batch, packed
 // in one buffer with a descriptor table, into the final batch tensor
 // (antialiased resize of only the pixels the crop keeps, center crop,
@@ -10,6 +10,13 @@
 // or uint8). Its per-thread body is in resize_crop_normalize.h, which also
 // compiles as plain C: EmulateResizeCropNormalize (cgo, emulate.go) runs it
 // on the CPU over the whole launch grid, for tests without a GPU.
+//
+// The WordPiece kernels (wordpiece.cu: wp_tokenize, one thread per text
+// span, normalises, splits into words and matches word pieces against the
+// vocabulary's hash table; wp_assemble, one thread per output element, adds
+// the special tokens, truncates and pads) tokenise a batch of documents for
+// BERT-style tokenizers with the same tables as the CPU path
+// (preprocess/text/wordpiece). See LoadWordPiece and EmulateWordPiece.
 //
 // Two builds:
 //

@@ -1,4 +1,11 @@
-// Package gpu is the GPU backend of the image pipeline: a
+// Package gpu holds the GPU backends of the pipelines.
+//
+// TextProcessor (NewTextProcessor) is the text pipeline's: WordPiece
+// (BERT-style) tokenizers only, with the tables, added tokens and
+// post-processing of the CPU tokenizer it loads, so both paths give the
+// same ids; byte-level BPE returns ErrNotWordPiece and stays on the CPU.
+//
+// Processor (NewImageProcessor) is the image pipeline's: a
 // preprocess.Processor that decodes images on the CPU (image.DecodeRGB, in
 // parallel), plans their resampling on the CPU (image.PlanAxis, the same
 // coefficients the CPU path uses) and runs the fused

@@ -34,6 +34,11 @@ type SourceOptions struct {
 	// yet returned by Next; default 256. Each pull asks for at most half of
 	// it, so one request is answered while the previous one is consumed.
 	BufferMessages int
+	// BufferBytes bounds the payload bytes of those messages; default
+	// 32 MiB. It is raised to twice the server's max_payload (plus framing)
+	// when lower: the server never delivers a message larger than a pull
+	// request's byte limit, and the consumer would stall on it for good.
+	BufferBytes int
 	// FetchWait is how long one pull request waits for messages; default
 	// 500ms. It bounds how long Drain waits for the request in flight.
 	FetchWait time.Duration
@@ -52,6 +57,20 @@ type Source struct {
 	done   chan struct{}
 	once   sync.Once
 	log    *slog.Logger
+
+	mu    sync.Mutex
+	held  int           // payload bytes in msgs
+	freed chan struct{} // signalled when Next takes a message
+}
+
+// fetchOverhead is the room a pull request's byte limit leaves beyond
+// max_payload for a message's subject, reply and protocol framing.
+const fetchOverhead = 64 << 10
+
+func (s *Source) buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
 }
 
 // ErrSourceClosed is returned by Next once the source is stopped or
@@ -76,6 +95,10 @@ func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 	if o.BufferMessages == 0 {
 		o.BufferMessages = 256
 	}
+	if o.BufferBytes == 0 {
+		o.BufferBytes = 32 << 20
+	}
+	o.BufferBytes = max(o.BufferBytes, 2*(int(c.MaxPayload())+fetchOverhead))
 	if o.FetchWait == 0 {
 		o.FetchWait = 500 * time.Millisecond
 	}
@@ -108,6 +131,7 @@ func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 	s := &Source{
 		opts: o, cons: cons, msgs: make(chan *Message, o.BufferMessages),
 		drain: make(chan struct{}), cancel: cancel, done: make(chan struct{}), log: c.log,
+		freed: make(chan struct{}, 1),
 	}
 	go s.pull(pullCtx)
 	return s, nil
@@ -118,7 +142,10 @@ func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 func (s *Source) pull(ctx context.Context) {
 	defer close(s.done)
 	defer close(s.msgs)
+	// A request is issued only while the buffer holds at most half of
+	// BufferBytes, and asks for at most the other half.
 	want := max(s.opts.BufferMessages/2, 1)
+	wantBytes := s.opts.BufferBytes / 2
 	retry := 50 * time.Millisecond
 	for {
 		select {
@@ -128,7 +155,16 @@ func (s *Source) pull(ctx context.Context) {
 			return
 		default:
 		}
-		batch, err := s.cons.Fetch(want, jetstream.FetchMaxWait(s.opts.FetchWait))
+		for s.buffered() > wantBytes {
+			select {
+			case <-s.freed:
+			case <-s.drain:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		batch, err := s.cons.Fetch(want, jetstream.FetchMaxWait(s.opts.FetchWait), jetstream.FetchMaxBytes(wantBytes))
 		if err != nil {
 			// Disconnected or the server is restarting: try again shortly.
 			s.log.Debug("pull request failed; retrying", "consumer", s.opts.Consumer, "err", err)
@@ -142,8 +178,12 @@ func (s *Source) pull(ctx context.Context) {
 		}
 		retry = 50 * time.Millisecond
 		for m := range batch.Messages() {
+			msg := newMessage(m)
+			s.mu.Lock()
+			s.held += len(msg.Data)
+			s.mu.Unlock()
 			select {
-			case s.msgs <- newMessage(m):
+			case s.msgs <- msg:
 			case <-ctx.Done():
 				return
 			}
@@ -158,6 +198,13 @@ func (s *Source) Next(ctx context.Context) (*Message, error) {
 	case m, ok := <-s.msgs:
 		if !ok {
 			return nil, ErrSourceClosed
+		}
+		s.mu.Lock()
+		s.held -= len(m.Data)
+		s.mu.Unlock()
+		select {
+		case s.freed <- struct{}{}:
+		default:
 		}
 		return m, nil
 	case <-ctx.Done():

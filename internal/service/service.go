@@ -271,6 +271,9 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 		// silently giving up on it.
 		MaxDeliver:     p.MaxDeliver + 1,
 		BufferMessages: 2 * p.Batch.MaxItems,
+		// Held before the worker's in-flight budget counts it; the source
+		// raises it to fit the largest message the server delivers.
+		BufferBytes: int(min(p.MaxInflightBytes/4, 64<<20)),
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline %s: %w", p.Name, err)

@@ -264,7 +264,11 @@ func (p *Pipeline) admit(e *entry) error {
 	return nil
 }
 
-// batch groups entries by the batch policy.
+// triggerRetry labels a batch of one redelivered item (see batch).
+const triggerRetry batch.Trigger = "retry"
+
+// batch groups entries by the batch policy. A redelivered item goes in a
+// batch of its own.
 func (p *Pipeline) batch(ctx context.Context, in <-chan *entry, out chan<- *work) {
 	defer close(out)
 	b, _ := batch.NewBatcher[*entry](p.opts.Batch) // validated in New
@@ -293,6 +297,18 @@ func (p *Pipeline) batch(ctx context.Context, in <-chan *entry, out chan<- *work
 				es, trig := b.Flush()
 				send(es, trig)
 				return
+			}
+			if e.msg.Delivered > 1 {
+				// A redelivered item may be the one that failed its whole
+				// batch (a failed publish, a processor error): it goes
+				// alone, so it cannot take other items down with it again.
+				if es, trig := b.Flush(); !send(es, trig) {
+					return
+				}
+				if !send([]*entry{e}, triggerRetry) {
+					return
+				}
+				break
 			}
 			if es, trig, full := b.Add(e, e.size, time.Now()); full {
 				if !send(es, trig) {

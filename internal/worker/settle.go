@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -103,13 +104,22 @@ func (p *Pipeline) backoff(delivered int) time.Duration {
 	return p.opts.RetryBackoff[i]
 }
 
+// HeaderOriginal prefixes the item's own Nats-* headers on its dead letter.
+const HeaderOriginal = "Stoker-Original-"
+
 // deadLetter publishes the item's original payload and headers to the
 // dead-letter subject with the reason, and waits for the acknowledgement.
 func (p *Pipeline) deadLetter(ctx context.Context, e *entry, code string, err error) error {
 	hdr := nats.Header{}
 	for k, v := range e.msg.Header {
-		if k == nats.MsgIdHdr {
-			continue // the dead-letter stream keeps every rejection
+		if strings.HasPrefix(strings.ToLower(k), "nats-") {
+			// JetStream reads Nats-* headers as instructions to the stream
+			// a message is published to (Nats-Msg-Id, Nats-Expected-Stream,
+			// Nats-Expected-Last-Subject-Sequence, Nats-Rollup, Nats-TTL):
+			// copied as they are, they would let the item dedupe, refuse or
+			// expire its own dead letter. Keep them for the record only.
+			hdr[HeaderOriginal+k] = append([]string(nil), v...)
+			continue
 		}
 		hdr[k] = append([]string(nil), v...)
 	}

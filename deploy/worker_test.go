@@ -44,7 +44,7 @@ var knownValues = map[string][]string{
 		metrics.StageDownload, metrics.StageProcess, metrics.StageEncode, metrics.StagePublish},
 	"outcome": {metrics.OutcomeOK, metrics.OutcomeDeadLetter, metrics.OutcomeRetry},
 	"device":  {service.DeviceCPU, service.DeviceCUDA},
-	"trigger": {string(batch.TriggerMaxItems), string(batch.TriggerMaxBytes), string(batch.TriggerMaxWait), string(batch.TriggerFlush)},
+	"trigger": {string(batch.TriggerMaxItems), string(batch.TriggerMaxBytes), string(batch.TriggerMaxWait), string(batch.TriggerFlush), string(batch.TriggerRetry)},
 }
 
 // family is what a scrape says of one metric family.

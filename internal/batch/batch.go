@@ -70,6 +70,10 @@ const (
 	TriggerMaxBytes Trigger = "max_bytes" // the batch reached or would have crossed Policy.MaxBytes
 	TriggerMaxWait  Trigger = "max_wait"  // the first item waited Policy.MaxWait
 	TriggerFlush    Trigger = "flush"     // shutdown or an explicit Flush
+	// TriggerRetry labels a batch of one redelivered item: the worker
+	// processes an item it has seen before alone, so that an item that
+	// fails its batch every time cannot take good items down with it.
+	TriggerRetry Trigger = "retry"
 )
 
 // Batcher collects items of type T into batches according to a Policy. It

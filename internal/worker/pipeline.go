@@ -264,9 +264,6 @@ func (p *Pipeline) admit(e *entry) error {
 	return nil
 }
 
-// triggerRetry labels a batch of one redelivered item (see batch).
-const triggerRetry batch.Trigger = "retry"
-
 // batch groups entries by the batch policy. A redelivered item goes in a
 // batch of its own.
 func (p *Pipeline) batch(ctx context.Context, in <-chan *entry, out chan<- *work) {
@@ -305,7 +302,7 @@ func (p *Pipeline) batch(ctx context.Context, in <-chan *entry, out chan<- *work
 				if es, trig := b.Flush(); !send(es, trig) {
 					return
 				}
-				if !send([]*entry{e}, triggerRetry) {
+				if !send([]*entry{e}, batch.TriggerRetry) {
 					return
 				}
 				break

@@ -442,7 +442,7 @@ func seedRedelivery(t *testing.T, dataDir string, data []byte) {
 	const ackWait = time.Second
 	cons, err := conn.JetStream().CreateConsumer(ctx, p.Stream, jetstream.ConsumerConfig{
 		Durable: p.Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait,
-		MaxAckPending: p.MaxAckPending, MaxDeliver: p.MaxDeliver + 1, DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: p.MaxAckPending, MaxDeliver: -1, DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: p.Subjects[0],
 	})
 	if err != nil {

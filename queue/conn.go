@@ -200,3 +200,23 @@ func (c *Conn) Close(ctx context.Context) {
 	}
 	c.nc.Close()
 }
+
+// Transient reports whether err is a broker failure that may pass if the
+// call is made again: a request that timed out or found no responder (a
+// server starting, a leader being elected), or a connection being
+// re-established. Errors about what was asked (a stream that does not
+// capture a subject, a refused configuration) are not transient.
+func Transient(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected),
+		errors.Is(err, jetstream.ErrNoHeartbeat):
+		return true
+	}
+	return false
+}

@@ -252,3 +252,96 @@ func TestRedactDropsCredentials(t *testing.T) {
 		t.Fatalf("error leaks credentials: %s", got)
 	}
 }
+
+// TestClusteredPullLosesNothing runs a fresh consumer on an R3 stream of a
+// three-node cluster, as replicas do when they start together. Every
+// message must come on its first delivery: a pull request whose status
+// overtakes its messages (what a request with both a count and a byte
+// limit suffers on a replicated consumer) sends them to an inbox nobody
+// reads, and they come back only after AckWait, with Delivered > 1.
+func TestClusteredPullLosesNothing(t *testing.T) {
+	cl := queuetest.RunCluster(t, 3)
+	cl.WaitForLeader(30 * time.Second)
+	c := queuetest.Connect(t, cl.URLs())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	queuetest.WaitFor(t, 30*time.Second, func() error {
+		_, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}, Replicas: 3})
+		return err // "no suitable peers" until every node has joined
+	})
+	const n = 1000
+	payload := make([]byte, 10_000)
+	for i := range n {
+		if _, err := c.Publish(ctx, fmt.Sprintf("raw.%d", i), payload, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := queue.NewSource(ctx, c, queue.SourceOptions{
+		Stream: "RAW", Consumer: "w", AckWait: 30 * time.Second, MaxAckPending: 64,
+		BufferMessages: 32, BufferBytes: 16 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop()
+	seen := map[uint64]bool{}
+	for len(seen) < n {
+		m, err := src.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", len(seen), n, err)
+		}
+		if m.Delivered != 1 {
+			t.Fatalf("message %d delivered %d times after %d of %d: a delivery was lost", m.Sequence, m.Delivered, len(seen), n)
+		}
+		seen[m.Sequence] = true
+		if err := m.AckNow(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSourceBufferFollowsMessageSize checks that a pull asks only for what
+// fits the byte budget: with 1 MiB messages and BufferBytes of 4 MiB the
+// source never holds more than 4 MiB, however many messages it may hold.
+func TestSourceBufferFollowsMessageSize(t *testing.T) {
+	srv := queuetest.RunServer(t)
+	c := queuetest.Connect(t, srv.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 40, 1 << 20
+	payload := make([]byte, size)
+	for i := range n {
+		if _, err := c.Publish(ctx, fmt.Sprintf("raw.%d", i), payload, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := queue.NewSource(ctx, c, queue.SourceOptions{
+		Stream: "RAW", Consumer: "w", BufferMessages: 64, BufferBytes: 4 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop()
+	for i := range n {
+		// Let the pulling goroutine fill the buffer as far as it will.
+		queuetest.WaitFor(t, 10*time.Second, func() error {
+			if got := src.BufferedBytes(); got < 2<<20 && i < n-2 {
+				return fmt.Errorf("buffer holds %d bytes", got)
+			}
+			return nil
+		})
+		if got := src.BufferedBytes(); got > 4<<20 {
+			t.Fatalf("before message %d the buffer holds %d bytes, over BufferBytes (4 MiB)", i, got)
+		}
+		m, err := src.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.AckNow(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -26,18 +26,22 @@ type SourceOptions struct {
 	// MaxAckPending bounds the messages delivered and not yet acknowledged,
 	// across all replicas; default 1000.
 	MaxAckPending int
-	// MaxDeliver bounds deliveries per message; default -1 (unlimited). The
-	// worker dead-letters a message on its last delivery, so it is never
-	// dropped silently.
+	// MaxDeliver bounds deliveries per message; default -1 (unlimited),
+	// which is what stoker uses: the worker counts deliveries itself and
+	// dead-letters an item when they run out, so the server never gives up
+	// on a message silently (a bounded consumer would, when the delivery
+	// meant to dead-letter it is lost).
 	MaxDeliver int
 	// BufferMessages bounds the messages this process holds fetched but not
 	// yet returned by Next; default 256. Each pull asks for at most half of
 	// it, so one request is answered while the previous one is consumed.
 	BufferMessages int
 	// BufferBytes bounds the payload bytes of those messages; default
-	// 32 MiB. It is raised to twice the server's max_payload (plus framing)
-	// when lower: the server never delivers a message larger than a pull
-	// request's byte limit, and the consumer would stall on it for good.
+	// 32 MiB. A pull is issued while they hold at most half of it and asks
+	// for what fits the other half at the size of the recent messages, so
+	// the bound can be crossed only by messages larger than those (by one
+	// request's worth at most). A message larger than BufferBytes is still
+	// fetched, alone.
 	BufferBytes int
 	// FetchWait is how long one pull request waits for messages; default
 	// 500ms. It bounds how long Drain waits for the request in flight.
@@ -63,15 +67,14 @@ type Source struct {
 	freed chan struct{} // signalled when Next takes a message
 }
 
-// fetchOverhead is the room a pull request's byte limit leaves beyond
-// max_payload for a message's subject, reply and protocol framing.
-const fetchOverhead = 64 << 10
-
 func (s *Source) buffered() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.held
 }
+
+// BufferedBytes is the payload held fetched but not yet returned by Next.
+func (s *Source) BufferedBytes() int { return s.buffered() }
 
 // ErrSourceClosed is returned by Next once the source is stopped or
 // drained and its buffer is empty.
@@ -98,7 +101,6 @@ func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 	if o.BufferBytes == 0 {
 		o.BufferBytes = 32 << 20
 	}
-	o.BufferBytes = max(o.BufferBytes, 2*(int(c.MaxPayload())+fetchOverhead))
 	if o.FetchWait == 0 {
 		o.FetchWait = 500 * time.Millisecond
 	}
@@ -139,14 +141,31 @@ func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 
 // pull issues one pull request at a time and queues what it returns, until
 // drained (the request in flight is finished) or stopped (abandoned).
+//
+// A request is issued only while the buffer holds at most half of
+// BufferBytes, and asks for as many messages as fit the other half, judged
+// by the largest payload among the recent ones. It never also sets a byte
+// limit: on a replicated consumer the server sends the "batch completed"
+// status of a request with both limits at once, while the request's
+// messages wait for the consumer's quorum, so the client ends the request
+// first and the messages go to an inbox nobody reads, to be redelivered
+// after AckWait (nats-server 2.15; measured in TestClusteredPullLosesNothing).
 func (s *Source) pull(ctx context.Context) {
 	defer close(s.done)
 	defer close(s.msgs)
-	// A request is issued only while the buffer holds at most half of
-	// BufferBytes, and asks for at most the other half.
-	want := max(s.opts.BufferMessages/2, 1)
-	wantBytes := s.opts.BufferBytes / 2
+	room := s.opts.BufferBytes / 2
+	most := max(s.opts.BufferMessages/2, 1)
+	var recent recentSizes
 	retry := 50 * time.Millisecond
+	pause := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, 2*time.Second)
+		return true
+	}
 	for {
 		select {
 		case <-s.drain:
@@ -155,7 +174,7 @@ func (s *Source) pull(ctx context.Context) {
 			return
 		default:
 		}
-		for s.buffered() > wantBytes {
+		for s.buffered() > room {
 			select {
 			case <-s.freed:
 			case <-s.drain:
@@ -164,21 +183,20 @@ func (s *Source) pull(ctx context.Context) {
 				return
 			}
 		}
-		batch, err := s.cons.Fetch(want, jetstream.FetchMaxWait(s.opts.FetchWait), jetstream.FetchMaxBytes(wantBytes))
+		batch, err := s.cons.Fetch(recent.fit(room, most), jetstream.FetchMaxWait(s.opts.FetchWait))
 		if err != nil {
 			// Disconnected or the server is restarting: try again shortly.
 			s.log.Debug("pull request failed; retrying", "consumer", s.opts.Consumer, "err", err)
-			select {
-			case <-ctx.Done():
+			if !pause() {
 				return
-			case <-time.After(retry):
 			}
-			retry = min(2*retry, 2*time.Second)
 			continue
 		}
-		retry = 50 * time.Millisecond
+		n := 0
 		for m := range batch.Messages() {
 			msg := newMessage(m)
+			n++
+			recent.add(len(msg.Data))
 			s.mu.Lock()
 			s.held += len(msg.Data)
 			s.mu.Unlock()
@@ -188,7 +206,42 @@ func (s *Source) pull(ctx context.Context) {
 				return
 			}
 		}
+		if err := batch.Error(); err != nil && n == 0 {
+			// No responders (no consumer leader yet), a leadership change,
+			// a server shutting down: asking again at once would spin.
+			s.log.Debug("pull request ended without messages; retrying", "consumer", s.opts.Consumer, "err", err)
+			if !pause() {
+				return
+			}
+			continue
+		}
+		retry = 50 * time.Millisecond
 	}
+}
+
+// recentSizes remembers the payload sizes of the last messages pulled.
+type recentSizes struct {
+	sizes [64]int
+	n     int // messages seen
+}
+
+func (r *recentSizes) add(size int) {
+	r.sizes[r.n%len(r.sizes)] = size
+	r.n++
+}
+
+// fit is how many messages to ask for so that they fit in room bytes if
+// none is larger than the largest recent one: between 1 and most; 1 while
+// nothing has been seen.
+func (r *recentSizes) fit(room, most int) int {
+	if r.n == 0 {
+		return 1
+	}
+	largest := 1
+	for _, sz := range r.sizes[:min(r.n, len(r.sizes))] {
+		largest = max(largest, sz)
+	}
+	return max(1, min(most, room/largest))
 }
 
 // Next blocks until a message arrives, ctx ends (ctx.Err() is returned) or

@@ -64,11 +64,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	e := &env{stdout: stdout, stderr: stderr, log: newLogger(stderr)}
+	level, err := logLevel(os.Getenv("STOKER_LOG_LEVEL"))
+	if err != nil {
+		fmt.Fprintf(stderr, "stoker: %v\n", err)
+		return 2
+	}
+	e := &env{stdout: stdout, stderr: stderr, log: newLogger(stderr, level)}
 	ctx, interrupted, stop := signalContext()
 	defer stop()
 	e.interrupted = interrupted
-	err := v.run(ctx, e, args[1:])
+	err = v.run(ctx, e, args[1:])
 	switch {
 	case err == nil:
 		return 0
@@ -91,11 +96,24 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'stoker VERB --help' for the flags of a verb.")
 }
 
-// newLogger logs text on a terminal and JSON otherwise.
-func newLogger(w io.Writer) *slog.Logger {
-	var h slog.Handler = slog.NewJSONHandler(w, nil)
+// logLevel reads STOKER_LOG_LEVEL: debug, info (the default), warn or error.
+func logLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("STOKER_LOG_LEVEL=%q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// newLogger logs text on a terminal and JSON otherwise, from level up.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if isTerminal(w) {
-		h = slog.NewTextHandler(w, nil)
+		h = slog.NewTextHandler(w, opts)
 	}
 	return slog.New(h)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,5 +237,23 @@ func TestDemoPrintsSummary(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Fatalf("demo table lacks rows for %v:\n%s", want, out.String())
+	}
+}
+
+func TestLogLevelFromEnvironment(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want slog.Level
+		bad  bool
+	}{{"", slog.LevelInfo, false}, {"debug", slog.LevelDebug, false}, {"WARN", slog.LevelWarn, false}, {"error", slog.LevelError, false}, {"loud", 0, true}} {
+		got, err := logLevel(c.in)
+		if (err != nil) != c.bad || (!c.bad && got != c.want) {
+			t.Errorf("logLevel(%q) = %v, %v; want %v (error %v)", c.in, got, err, c.want, c.bad)
+		}
+	}
+	t.Setenv("STOKER_LOG_LEVEL", "loud")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"version"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "STOKER_LOG_LEVEL") {
+		t.Errorf("an unknown level: exit %d, stderr %q; want exit 2 naming STOKER_LOG_LEVEL", code, errOut.String())
 	}
 }

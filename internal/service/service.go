@@ -239,7 +239,11 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 		{Name: p.OutputStream, Subjects: []string{p.Output}},
 		{Name: p.DeadLetterStream, Subjects: []string{p.DeadLetter}},
 	} {
-		created, err := s.conn.EnsureStream(ctx, st)
+		var created bool
+		err := s.retry(ctx, p.Name, "stream "+st.Name, func() (err error) {
+			created, err = s.conn.EnsureStream(ctx, st)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("pipeline %s: %w", p.Name, err)
 		}
@@ -263,17 +267,20 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 		proc = withCPUFallback(proc, func() (Processor, error) { return NewProcessor(p, DeviceCPU) }, s.log.With("pipeline", p.Name))
 	}
 	s.procs = append(s.procs, proc)
-	src, err := queue.NewSource(ctx, s.conn, queue.SourceOptions{
-		Stream: p.Stream, Consumer: p.Consumer, FilterSubjects: p.Subjects,
-		AckWait: p.AckWait, MaxAckPending: p.MaxAckPending,
-		// One delivery more than the worker's limit, so the worker sees the
-		// message once more and dead-letters it instead of the server
-		// silently giving up on it.
-		MaxDeliver:     p.MaxDeliver + 1,
-		BufferMessages: 2 * p.Batch.MaxItems,
-		// Held before the worker's in-flight budget counts it; the source
-		// raises it to fit the largest message the server delivers.
-		BufferBytes: int(min(p.MaxInflightBytes/4, 64<<20)),
+	var src *queue.Source
+	err = s.retry(ctx, p.Name, "consumer "+p.Consumer, func() (err error) {
+		src, err = queue.NewSource(ctx, s.conn, queue.SourceOptions{
+			Stream: p.Stream, Consumer: p.Consumer, FilterSubjects: p.Subjects,
+			AckWait: p.AckWait, MaxAckPending: p.MaxAckPending,
+			// The server delivers without limit; the worker counts deliveries
+			// and dead-letters an item when p.MaxDeliver are used up, so an
+			// item whose last delivery is lost is not silently given up.
+			MaxDeliver:     -1,
+			BufferMessages: 2 * p.Batch.MaxItems,
+			// Held before the worker's in-flight budget counts it.
+			BufferBytes: int(min(p.MaxInflightBytes/4, 64<<20)),
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline %s: %w", p.Name, err)
@@ -293,6 +300,37 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 	s.mu.Unlock()
 	s.log.Info("pipeline ready", "pipeline", p.Name, "device", s.device, "subjects", p.Subjects, "output", p.Output, "dead_letter", p.DeadLetter)
 	return nil
+}
+
+// setupPatience is how long setup retries a broker call that failed
+// transiently (replicas starting together, a leader being elected, a server
+// restarting) before the worker gives up and exits.
+const setupPatience = time.Minute
+
+// retry calls f until it succeeds, fails for good, or setupPatience has
+// passed since the first failure.
+func (s *Service) retry(ctx context.Context, pipeline, what string, f func() error) error {
+	var deadline time.Time
+	wait := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !queue.Transient(err) || ctx.Err() != nil {
+			return err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(setupPatience)
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("%w (still failing after %v)", err, setupPatience)
+		}
+		s.log.Warn("broker not answering; retrying", "pipeline", pipeline, "setting_up", what, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // watchLag exports each consumer's pending and ack-pending counts.

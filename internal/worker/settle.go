@@ -79,7 +79,9 @@ func (p *Pipeline) settle(ctx context.Context, e *entry, err error) {
 	case actRetry:
 		p.m.FailuresTotal.WithLabelValues(p.opts.Name, reason(err)).Inc()
 		p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeRetry).Inc()
-		_ = m.NakWithDelay(p.backoff(int(m.Delivered)))
+		delay := p.backoff(int(m.Delivered))
+		p.log.Debug("item handed back for a retry", "item", e.id, "delivery", m.Delivered, "delay", delay, "err", err)
+		_ = m.NakWithDelay(delay)
 	case actDeadLetter:
 		r := reason(err)
 		if errors.Is(err, errTransient) {

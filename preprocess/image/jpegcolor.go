@@ -2,6 +2,8 @@ package image
 
 import (
 	stdimage "image"
+
+	"github.com/stoker-ml/stoker/preprocess/image/internal/resample"
 )
 
 // libjpeg-turbo's YCbCr→RGB conversion (jdcolor.c), in 16-bit fixed point:
@@ -184,7 +186,9 @@ func upsampleRow(out []uint8, plane []uint8, cstride, cw, ch, hs, vs, y, x0, x1 
 
 // ycc420ToRGB is yccToRGB for 4:2:0 (libjpeg's h2v2 fancy upsampling),
 // upsampling and converting in one pass: each chroma column gives the
-// chroma of two output columns.
+// chroma of two output columns. With AVX2 the interior of each row, in
+// groups of eight chroma columns, goes through resample.YCC420AVX2 (the
+// same integers); the edges and what is left over take the Go path.
 func ycc420ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, ch, x0, y0, x1, y1 int, rs *rowScratch) {
 	// Chroma columns whose sums are needed: one beyond each side, clamped.
 	c0 := max((x0>>1)-1, 0)
@@ -192,6 +196,14 @@ func ycc420ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, ch, x0, y0, x1, 
 	rs.sumB = grow32(rs.sumB, cw)
 	rs.sumR = grow32(rs.sumR, cw)
 	sb, sr := rs.sumB, rs.sumR
+	// The vector run: chroma columns [ia, ia+8*groups), each with both
+	// neighbours inside the plane and both output columns inside [x0, x1).
+	ia := max((x0+1)>>1, 1)
+	groups := 0
+	if useAVX2 {
+		groups = max(min(cw-1, x1>>1)-ia, 0) / 8
+	}
+	ib := ia + 8*groups
 	for y := y0; y < y1; y++ {
 		r := y >> 1
 		nb := r - 1
@@ -203,27 +215,45 @@ func ycc420ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, ch, x0, y0, x1, 
 		bb := m.Cb[nb*m.CStride : nb*m.CStride+cw]
 		ar := m.Cr[r*m.CStride : r*m.CStride+cw]
 		br := m.Cr[nb*m.CStride : nb*m.CStride+cw]
-		for i := c0; i <= c1; i++ {
-			sb[i] = 3*int32(ab[i]) + int32(bb[i])
-			sr[i] = 3*int32(ar[i]) + int32(br[i])
+		sum := func(from, to int) { // columns [from, to], clamped to [c0, c1]
+			for i := max(from, c0); i <= min(to, c1); i++ {
+				sb[i] = 3*int32(ab[i]) + int32(bb[i])
+				sr[i] = 3*int32(ar[i]) + int32(br[i])
+			}
 		}
 		yrow := m.Y[y*m.YStride : y*m.YStride+x1]
 		d := dst[y*stride : y*stride+x1*3]
-		x := x0
-		if x&1 == 1 { // odd first column: the right half of chroma column x>>1
-			i := x >> 1
-			j := min(i+1, cw-1)
-			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x], uint8((3*sb[i]+sb[j]+7)>>4), uint8((3*sr[i]+sr[j]+7)>>4))
-			x++
-		}
-		// Pairs of columns (2i, 2i+1) with both neighbours inside the plane.
-		for ; x+1 < x1; x += 2 {
+		pair := func(x int) { // columns x (even) and x+1, both in [x0, x1)
 			i := x >> 1
 			l := max(i-1, 0)
 			rr := min(i+1, cw-1)
 			tb, tr := 3*sb[i], 3*sr[i]
 			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x], uint8((tb+sb[l]+8)>>4), uint8((tr+sr[l]+8)>>4))
 			putRGB((*[3]uint8)(d[x*3+3:x*3+6]), yrow[x+1], uint8((tb+sb[rr]+7)>>4), uint8((tr+sr[rr]+7)>>4))
+		}
+		x := x0
+		if groups == 0 {
+			sum(c0, c1)
+		} else {
+			sum(c0, ia)
+			sum(ib-1, c1)
+		}
+		if x&1 == 1 { // odd first column: the right half of chroma column x>>1
+			i := x >> 1
+			j := min(i+1, cw-1)
+			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x], uint8((3*sb[i]+sb[j]+7)>>4), uint8((3*sr[i]+sr[j]+7)>>4))
+			x++
+		}
+		if groups > 0 {
+			for ; x < 2*ia; x += 2 {
+				pair(x)
+			}
+			resample.YCC420AVX2(&d[x*3], &yrow[x], &ab[ia], &bb[ia], &ar[ia], &br[ia], groups)
+			x = 2 * ib
+		}
+		// Pairs of columns (2i, 2i+1) left to the Go path.
+		for ; x+1 < x1; x += 2 {
+			pair(x)
 		}
 		if x < x1 { // even last column
 			i := x >> 1

@@ -1,6 +1,8 @@
 package image
 
 import (
+	"fmt"
+	stdimage "image"
 	"strings"
 	"testing"
 
@@ -217,6 +219,54 @@ func TestKernelsAgree(t *testing.T) {
 			for i := range slow {
 				if fast[i] != slow[i] {
 					t.Fatalf("element %d: AVX2 %d, Go %d", i, fast[i], slow[i])
+				}
+			}
+		})
+	}
+}
+
+// TestColourConversionKernelsAgree converts random 4:2:0 planes with the
+// AVX2 kernel and with the Go path, over whole images and over regions
+// that start and end on odd and even columns, and requires identical
+// pixels, edges included.
+func TestColourConversionKernelsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2 kernels in this build or on this CPU")
+	}
+	defer func() { useAVX2 = true }()
+	rng := uint32(99)
+	next := func() uint32 { rng = rng*1664525 + 1013904223; return rng >> 8 }
+	for _, c := range []struct{ w, h, x0, y0, x1, y1 int }{
+		{1200, 800, 0, 0, 1200, 800},
+		{1201, 803, 0, 0, 1201, 803},
+		{1201, 803, 37, 11, 1164, 790},
+		{1200, 800, 38, 12, 1163, 791},
+		{640, 480, 1, 1, 639, 479},
+		{35, 17, 0, 0, 35, 17},
+		{36, 16, 3, 2, 34, 15},
+		{6, 6, 0, 0, 6, 6},
+	} {
+		t.Run(fmt.Sprintf("%dx%d[%d,%d)-[%d,%d)", c.w, c.h, c.x0, c.x1, c.y0, c.y1), func(t *testing.T) {
+			m := stdimage.NewYCbCr(stdimage.Rect(0, 0, c.w, c.h), stdimage.YCbCrSubsampleRatio420)
+			for _, p := range [][]uint8{m.Y, m.Cb, m.Cr} {
+				for i := range p {
+					p[i] = uint8(next())
+				}
+			}
+			// Saturated corners as well: colours whose conversion clamps.
+			for i := 0; i < len(m.Cb)/4; i++ {
+				m.Cb[i], m.Cr[i] = 255, 0
+			}
+			stride := c.w * 3
+			fast, slow := make([]byte, stride*c.h), make([]byte, stride*c.h)
+			var rs rowScratch
+			useAVX2 = true
+			yccToRGB(fast, stride, m, c.x0, c.y0, c.x1, c.y1, &rs)
+			useAVX2 = false
+			yccToRGB(slow, stride, m, c.x0, c.y0, c.x1, c.y1, &rs)
+			for i := range slow {
+				if fast[i] != slow[i] {
+					t.Fatalf("pixel (%d, %d) channel %d: AVX2 %d, Go %d", (i%stride)/3, i/stride, i%3, fast[i], slow[i])
 				}
 			}
 		})

@@ -19,3 +19,8 @@ func Transpose8(dst *uint8, src *uint8, stride int, n int) {
 func HorizontalAVX2(dst *uint8, dstStride int, t *uint8, starts *int32, counts *int32, coeffs *int32, taps int, out int) {
 	panic("resample: HorizontalAVX2 without AVX2")
 }
+
+// YCC420AVX2 is not available in this build.
+func YCC420AVX2(dst *uint8, y *uint8, cbNear, cbFar, crNear, crFar *uint8, n int) {
+	panic("resample: YCC420AVX2 without AVX2")
+}

@@ -87,8 +87,22 @@ func BenchmarkEncodeCorpus(b *testing.B) {
 	}
 }
 
-// encodeAll encodes docs on threads goroutines, chunks of 64 documents.
+// encodeAll encodes docs on threads goroutines, which claim chunks of up
+// to 64 documents and 16 KB in corpus order. The byte bound keeps the last
+// chunks small: the corpus ends with its hostile file, whose 64 KB lines
+// in one 64-document chunk would leave one thread working alone at the end
+// of every pass.
 func encodeAll(t *Tokenizer, docs []string, threads int) {
+	var bounds []int
+	for i, size := 0, 0; i < len(docs); i++ {
+		if size += len(docs[i]); size >= 16<<10 || i+1-lastOr0(bounds) == 64 {
+			bounds = append(bounds, i+1)
+			size = 0
+		}
+	}
+	if lastOr0(bounds) < len(docs) {
+		bounds = append(bounds, len(docs))
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range threads {
@@ -99,17 +113,28 @@ func encodeAll(t *Tokenizer, docs []string, threads int) {
 			defer t.putState(s)
 			var ids []int32
 			for {
-				start := int(next.Add(64)) - 64
-				if start >= len(docs) {
+				c := int(next.Add(1)) - 1
+				if c >= len(bounds) {
 					return
 				}
-				for _, d := range docs[start:min(start+64, len(docs))] {
+				start := 0
+				if c > 0 {
+					start = bounds[c-1]
+				}
+				for _, d := range docs[start:bounds[c]] {
 					ids = t.encodeContent(s, ids[:0], d, 0)
 				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+func lastOr0(s []int) int {
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)-1]
 }
 
 // BenchmarkProcessor is the pipeline as the worker runs it: batches of 256

@@ -125,7 +125,7 @@ type Stage struct {
 const StageOther = "other"
 
 // stageOrder is the order stages are reported in.
-var stageOrder = []string{preprocess.StageDecode, preprocess.StageUpload, preprocess.StageKernel, preprocess.StageDownload}
+var stageOrder = []string{preprocess.StageDecode, preprocess.StageTransform, preprocess.StageUpload, preprocess.StageKernel, preprocess.StageDownload}
 
 // Run measures each device at each batch size on items and returns one row
 // per (device, batch size), devices in the order given. A device in

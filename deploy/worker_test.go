@@ -40,7 +40,7 @@ var targetLabels = []string{"instance", "job", "component"}
 // knownValues are the fixed label values the dashboard and rules may
 // select on.
 var knownValues = map[string][]string{
-	"stage": {metrics.StageQueueWait, metrics.StageDecode, metrics.StageUpload, metrics.StageKernel,
+	"stage": {metrics.StageQueueWait, metrics.StageDecode, metrics.StageTransform, metrics.StageUpload, metrics.StageKernel,
 		metrics.StageDownload, metrics.StageProcess, metrics.StageEncode, metrics.StagePublish},
 	"outcome": {metrics.OutcomeOK, metrics.OutcomeDeadLetter, metrics.OutcomeRetry},
 	"device":  {service.DeviceCPU, service.DeviceCUDA},

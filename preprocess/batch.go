@@ -47,16 +47,19 @@ type Batch struct {
 	RowFacts map[string][]any
 	Failed   []ItemError
 	// Timings is the time this batch spent in each stage, keyed by stage
-	// name (StageDecode, StageUpload, StageKernel, StageDownload).
+	// name (StageDecode, StageTransform, StageUpload, StageKernel,
+	// StageDownload). Stages that run side by side on the CPU's threads
+	// share the batch's wall time in proportion to their CPU time.
 	Timings map[string]time.Duration
 }
 
 // Stage names a Processor may report in Batch.Timings.
 const (
-	StageDecode   = "decode" // decode or tokenise on the CPU
-	StageUpload   = "upload"
-	StageKernel   = "kernel"
-	StageDownload = "download"
+	StageDecode    = "decode"    // decode or tokenise on the CPU
+	StageTransform = "transform" // resize, crop and normalise on the CPU
+	StageUpload    = "upload"
+	StageKernel    = "kernel"
+	StageDownload  = "download"
 )
 
 // Len is the number of rows (successful items).
@@ -127,4 +130,25 @@ func ReasonOf(err error) string {
 		return ReasonOther
 	}
 	return ""
+}
+
+// ShareWallTime splits wall, the time a batch took, between stages that ran
+// side by side on several threads, in proportion to the time each stage
+// took summed over the threads (busy). Stages with no busy time are left
+// out; with none at all the result is nil.
+func ShareWallTime(wall time.Duration, busy map[string]time.Duration) map[string]time.Duration {
+	var total time.Duration
+	for _, d := range busy {
+		total += d
+	}
+	if total <= 0 {
+		return nil
+	}
+	out := make(map[string]time.Duration, len(busy))
+	for stage, d := range busy {
+		if d > 0 {
+			out[stage] = time.Duration(float64(wall) * float64(d) / float64(total))
+		}
+	}
+	return out
 }

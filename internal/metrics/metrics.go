@@ -8,6 +8,7 @@ import (
 const (
 	StageQueueWait = "queue_wait" // first arrival in the batch until the batch closes
 	StageDecode    = "decode"     // decode or tokenise on the CPU
+	StageTransform = "transform"  // resize, crop and normalise on the CPU
 	StageUpload    = "upload"     // host to device copy
 	StageKernel    = "kernel"     // device compute
 	StageDownload  = "download"   // device to host copy

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/stoker-ml/stoker/preprocess"
 )
@@ -29,6 +30,8 @@ type Processor struct {
 type worker struct {
 	dec decoder
 	tr  transformScratch
+	// Time spent in each step since the worker was taken for a batch.
+	decoding, transforming time.Duration
 }
 
 var _ preprocess.Processor = (*Processor)(nil)
@@ -88,21 +91,29 @@ func (p *Processor) processOne(w *worker, dst []byte, data []byte) (width, heigh
 		w.tr.plan(p.spec, iw, ih)
 		return w.tr.colFirst, w.tr.rowFirst, w.tr.colLast, w.tr.rowLast
 	}
+	start := time.Now()
 	img, err := w.dec.decodeRegion(data, p.spec, region)
+	decoded := time.Now()
+	w.decoding += decoded.Sub(start)
 	if err != nil {
 		return 0, 0, err
 	}
 	w.tr.plan(p.spec, img.Width, img.Height)
 	w.tr.resample(dst, img.Pix, img.Width*3, p.spec, p.out)
+	w.transforming += time.Since(decoded)
 	return img.Width, img.Height, nil
 }
 
 // Process decodes and transforms items in parallel. Bad items are reported
 // in Batch.Failed (their errors wrap preprocess.ErrBadInput) and the others
 // form the tensor "pixel_values" in input order, with RowFacts
-// "original_size" holding [2]int{height, width} per row. The only error
-// returned is the context's.
+// "original_size" holding [2]int{height, width} per row, and Timings
+// splitting the batch's wall time between decode and transform. The only
+// error returned is the context's.
 func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
+	began := time.Now()
+	var mu sync.Mutex
+	var decoding, transforming time.Duration
 	rb := p.RowBytes()
 	data := make([]byte, len(items)*rb)
 	sizes := make([][2]int, len(items))
@@ -117,11 +128,16 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 			defer wg.Done()
 			w := p.workers.Get().(*worker)
 			defer p.workers.Put(w)
+			w.decoding, w.transforming = 0, 0
 			for i := range next {
 				width, height, err := p.processOne(w, data[i*rb:(i+1)*rb], items[i].Data)
 				errs[i] = err
 				sizes[i] = [2]int{height, width}
 			}
+			mu.Lock()
+			decoding += w.decoding
+			transforming += w.transforming
+			mu.Unlock()
 		}()
 	}
 	var ctxErr error
@@ -157,5 +173,8 @@ feed:
 	}
 	b.Tensors = []preprocess.Tensor{{Name: TensorName, DType: p.spec.DType, Shape: p.Shape(row), Data: data[:row*rb]}}
 	b.RowFacts["original_size"] = facts
+	b.Timings = preprocess.ShareWallTime(time.Since(began), map[string]time.Duration{
+		preprocess.StageDecode: decoding, preprocess.StageTransform: transforming,
+	})
 	return b, nil
 }

@@ -294,6 +294,10 @@ func TestBatchOrderAndFacts(t *testing.T) {
 		if b.Tensors[0].Shape[0] != len(names) || b.Pipeline != "image" || b.Tensors[0].Name != "pixel_values" {
 			t.Fatalf("threads %d: tensor %s %v pipeline %q", threads, b.Tensors[0].Name, b.Tensors[0].Shape, b.Pipeline)
 		}
+		dec, tr := b.Timings[preprocess.StageDecode], b.Timings[preprocess.StageTransform]
+		if dec <= 0 || tr <= 0 || len(b.Timings) != 2 {
+			t.Fatalf("threads %d: timings %v, want decode and transform", threads, b.Timings)
+		}
 	}
 }
 

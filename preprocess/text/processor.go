@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/stoker-ml/stoker/preprocess"
@@ -77,11 +78,13 @@ type docResult struct {
 
 // Process tokenises items. Rows follow the order of the successful items;
 // each tensor is [rows, L] of Spec.IDType with L as Spec.Padding says.
-// RowFacts["num_tokens"] holds each row's token count before padding.
+// RowFacts["num_tokens"] holds each row's token count before padding;
+// Timings counts the whole batch as StageDecode (tokenising).
 func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("text: %w", err)
 	}
+	began := time.Now()
 	res := make([]docResult, len(items))
 	workers := min(p.threads, (len(items)+chunk-1)/chunk)
 	var next atomic.Int64
@@ -158,6 +161,7 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 		{Name: AttentionMask, DType: p.spec.IDType, Shape: shape(), Data: mask},
 		{Name: TokenTypeIDs, DType: p.spec.IDType, Shape: shape(), Data: types},
 	}
+	b.Timings = map[string]time.Duration{preprocess.StageDecode: time.Since(began)}
 	return b, nil
 }
 

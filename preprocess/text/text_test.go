@@ -268,6 +268,9 @@ func TestProcessorShapes(t *testing.T) {
 			if len(b.Tensors) != 3 {
 				t.Fatalf("%d tensors", len(b.Tensors))
 			}
+			if d := b.Timings[preprocess.StageDecode]; d <= 0 || len(b.Timings) != 1 {
+				t.Fatalf("timings %v, want the batch as tokenising", b.Timings)
+			}
 			for _, tt := range b.Tensors {
 				if !slices.Equal(tt.Shape, []int{3, c.wantL}) || tt.DType != spec.IDType {
 					t.Fatalf("%s: shape %v dtype %s, want [3 %d] %s", tt.Name, tt.Shape, tt.DType, c.wantL, spec.IDType)

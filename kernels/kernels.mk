@@ -73,8 +73,8 @@ test-emulation:
 
 build-cuda:
 	$(CUDA_ENV) go build -tags cuda $(CUDA_PKGS)
-	@if [ -f cmd/stoker/main.go ]; then echo $(CUDA_ENV) go build -tags cuda -o bin/stoker ./cmd/stoker; \
-		$(CUDA_ENV) go build -tags cuda -o bin/stoker ./cmd/stoker; fi
+	@if [ -f cmd/stoker/main.go ]; then echo $(CUDA_ENV) go build -tags cuda -ldflags '$(LDFLAGS)' -o bin/stoker ./cmd/stoker; \
+		$(CUDA_ENV) go build -tags cuda -ldflags '$(LDFLAGS)' -o bin/stoker ./cmd/stoker; fi
 
 vet-cuda:
 	$(CUDA_ENV) go vet -tags cuda $(CUDA_PKGS)

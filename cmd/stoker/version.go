@@ -19,8 +19,15 @@ func runVersion(_ context.Context, e *env, args []string) error {
 	return nil
 }
 
-// commit is the VCS revision recorded by the Go toolchain, when it was.
+// revision is set at link time by `make build`: -ldflags "-X main.revision=…"
+// (the Go toolchain records it too, unless -buildvcs=false).
+var revision = ""
+
+// commit is the VCS revision the binary was built from, when it is known.
 func commit() string {
+	if revision != "" {
+		return revision[:min(12, len(revision))]
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {

@@ -93,8 +93,15 @@ func yccToRGB(dst []byte, stride int, m *stdimage.YCbCr, x0, y0, x1, y1 int, rs 
 	w, h := m.Rect.Dx(), m.Rect.Dy()
 	hs, vs := subsampling(m.SubsampleRatio)
 	cw, ch := (w+hs-1)/hs, (h+vs-1)/vs
-	if hs == 2 && vs == 2 && cw > 2 {
+	switch {
+	case hs == 2 && vs == 2 && cw > 2:
 		ycc420ToRGB(dst, stride, m, cw, ch, x0, y0, x1, y1, rs)
+		return
+	case hs == 2 && vs == 1 && cw > 2:
+		ycc422ToRGB(dst, stride, m, cw, x0, y0, x1, y1)
+		return
+	case hs == 1 && vs == 1:
+		ycc444ToRGB(dst, stride, m, x0, y0, x1, y1)
 		return
 	}
 	n := x1 - x0
@@ -259,6 +266,66 @@ func ycc420ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, ch, x0, y0, x1, 
 			i := x >> 1
 			l := max(i-1, 0)
 			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x], uint8((3*sb[i]+sb[l]+8)>>4), uint8((3*sr[i]+sr[l]+8)>>4))
+		}
+	}
+}
+
+// ycc422ToRGB is yccToRGB for 4:2:2 (libjpeg's h2v1 fancy upsampling): the
+// nearer chroma sample weighs 3/4, the farther 1/4, with biases 1 and 2.
+// With AVX2 the interior of each row goes through resample.YCC422AVX2.
+func ycc422ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, x0, y0, x1, y1 int) {
+	ia := max((x0+1)>>1, 1)
+	groups := 0
+	if useAVX2 {
+		groups = max(min(cw-1, x1>>1)-ia, 0) / 8
+	}
+	ib := ia + 8*groups
+	for y := y0; y < y1; y++ {
+		cb := m.Cb[y*m.CStride : y*m.CStride+cw]
+		cr := m.Cr[y*m.CStride : y*m.CStride+cw]
+		yrow := m.Y[y*m.YStride : y*m.YStride+x1]
+		d := dst[y*stride : y*stride+x1*3]
+		put := func(x int) {
+			i, j, bias := x>>1, max((x>>1)-1, 0), int32(1)
+			if x&1 == 1 {
+				j, bias = min(i+1, cw-1), 2
+			}
+			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x],
+				uint8((3*int32(cb[i])+int32(cb[j])+bias)>>2), uint8((3*int32(cr[i])+int32(cr[j])+bias)>>2))
+		}
+		x := x0
+		if groups > 0 {
+			for ; x < 2*ia; x++ {
+				put(x)
+			}
+			resample.YCC422AVX2(&d[x*3], &yrow[x], &cb[ia], &cr[ia], groups)
+			x = 2 * ib
+		}
+		for ; x < x1; x++ {
+			put(x)
+		}
+	}
+}
+
+// ycc444ToRGB is yccToRGB for 4:4:4, where nothing is upsampled; with AVX2
+// sixteen pixels at a time go through resample.YCC444AVX2.
+func ycc444ToRGB(dst []byte, stride int, m *stdimage.YCbCr, x0, y0, x1, y1 int) {
+	groups := 0
+	if useAVX2 {
+		groups = (x1 - x0) / 16
+	}
+	for y := y0; y < y1; y++ {
+		cb := m.Cb[y*m.CStride : y*m.CStride+x1]
+		cr := m.Cr[y*m.CStride : y*m.CStride+x1]
+		yrow := m.Y[y*m.YStride : y*m.YStride+x1]
+		d := dst[y*stride : y*stride+x1*3]
+		x := x0
+		if groups > 0 {
+			resample.YCC444AVX2(&d[x*3], &yrow[x], &cb[x], &cr[x], groups)
+			x += 16 * groups
+		}
+		for ; x < x1; x++ {
+			putRGB((*[3]uint8)(d[x*3:x*3+3]), yrow[x], cb[x], cr[x])
 		}
 	}
 }

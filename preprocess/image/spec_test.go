@@ -225,15 +225,21 @@ func TestKernelsAgree(t *testing.T) {
 	}
 }
 
-// TestColourConversionKernelsAgree converts random 4:2:0 planes with the
-// AVX2 kernel and with the Go path, over whole images and over regions
-// that start and end on odd and even columns, and requires identical
-// pixels, edges included.
+// TestColourConversionKernelsAgree converts random 4:2:0, 4:2:2 and 4:4:4
+// planes with the AVX2 kernels and with the Go path, over whole images and
+// over regions that start and end on odd and even columns, and requires
+// identical pixels, edges included.
 func TestColourConversionKernelsAgree(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2 kernels in this build or on this CPU")
 	}
 	defer func() { useAVX2 = true }()
+	for _, ratio := range []stdimage.YCbCrSubsampleRatio{stdimage.YCbCrSubsampleRatio420, stdimage.YCbCrSubsampleRatio422, stdimage.YCbCrSubsampleRatio444} {
+		t.Run(ratio.String(), func(t *testing.T) { colourKernelsAgree(t, ratio) })
+	}
+}
+
+func colourKernelsAgree(t *testing.T, ratio stdimage.YCbCrSubsampleRatio) {
 	rng := uint32(99)
 	next := func() uint32 { rng = rng*1664525 + 1013904223; return rng >> 8 }
 	for _, c := range []struct{ w, h, x0, y0, x1, y1 int }{
@@ -247,7 +253,7 @@ func TestColourConversionKernelsAgree(t *testing.T) {
 		{6, 6, 0, 0, 6, 6},
 	} {
 		t.Run(fmt.Sprintf("%dx%d[%d,%d)-[%d,%d)", c.w, c.h, c.x0, c.x1, c.y0, c.y1), func(t *testing.T) {
-			m := stdimage.NewYCbCr(stdimage.Rect(0, 0, c.w, c.h), stdimage.YCbCrSubsampleRatio420)
+			m := stdimage.NewYCbCr(stdimage.Rect(0, 0, c.w, c.h), ratio)
 			for _, p := range [][]uint8{m.Y, m.Cb, m.Cr} {
 				for i := range p {
 					p[i] = uint8(next())

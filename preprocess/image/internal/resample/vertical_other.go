@@ -24,3 +24,13 @@ func HorizontalAVX2(dst *uint8, dstStride int, t *uint8, starts *int32, counts *
 func YCC420AVX2(dst *uint8, y *uint8, cbNear, cbFar, crNear, crFar *uint8, n int) {
 	panic("resample: YCC420AVX2 without AVX2")
 }
+
+// YCC422AVX2 is not available in this build.
+func YCC422AVX2(dst *uint8, y *uint8, cb, cr *uint8, n int) {
+	panic("resample: YCC422AVX2 without AVX2")
+}
+
+// YCC444AVX2 is not available in this build.
+func YCC444AVX2(dst *uint8, y *uint8, cb, cr *uint8, n int) {
+	panic("resample: YCC444AVX2 without AVX2")
+}

@@ -19,3 +19,17 @@ package resample
 //
 //go:noescape
 func YCC420AVX2(dst *uint8, y *uint8, cbNear, cbFar, crNear, crFar *uint8, n int)
+
+// YCC422AVX2 is YCC420AVX2 for a 4:2:2 JPEG (one chroma row per output
+// row, libjpeg-turbo's h2v1 fancy upsampling): output pixel 2k takes
+// chroma (3*c[k] + c[k-1] + 1) >> 2 and pixel 2k+1 (3*c[k] + c[k+1] + 2) >> 2.
+// It reads cb[-1] and cb[8n] (likewise cr), with the same conditions.
+//
+//go:noescape
+func YCC422AVX2(dst *uint8, y *uint8, cb, cr *uint8, n int)
+
+// YCC444AVX2 converts 16·n pixels of a 4:4:4 JPEG row to packed RGB with
+// libjpeg-turbo's tables: pixel k from y[k], cb[k], cr[k] to dst[3k:3k+3].
+//
+//go:noescape
+func YCC444AVX2(dst *uint8, y *uint8, cb, cr *uint8, n int)

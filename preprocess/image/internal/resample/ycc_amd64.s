@@ -98,6 +98,26 @@ DATA yccBias7<>+24(SB)/4, $0x7
 DATA yccBias7<>+28(SB)/4, $0x7
 GLOBL yccBias7<>(SB), RODATA|NOPTR, $32
 
+DATA yccBias1<>+0(SB)/4, $0x1
+DATA yccBias1<>+4(SB)/4, $0x1
+DATA yccBias1<>+8(SB)/4, $0x1
+DATA yccBias1<>+12(SB)/4, $0x1
+DATA yccBias1<>+16(SB)/4, $0x1
+DATA yccBias1<>+20(SB)/4, $0x1
+DATA yccBias1<>+24(SB)/4, $0x1
+DATA yccBias1<>+28(SB)/4, $0x1
+GLOBL yccBias1<>(SB), RODATA|NOPTR, $32
+
+DATA yccBias2<>+0(SB)/4, $0x2
+DATA yccBias2<>+4(SB)/4, $0x2
+DATA yccBias2<>+8(SB)/4, $0x2
+DATA yccBias2<>+12(SB)/4, $0x2
+DATA yccBias2<>+16(SB)/4, $0x2
+DATA yccBias2<>+20(SB)/4, $0x2
+DATA yccBias2<>+24(SB)/4, $0x2
+DATA yccBias2<>+28(SB)/4, $0x2
+GLOBL yccBias2<>(SB), RODATA|NOPTR, $32
+
 DATA yccPerm<>+0(SB)/4, $0
 DATA yccPerm<>+4(SB)/4, $4
 DATA yccPerm<>+8(SB)/4, $1
@@ -169,6 +189,30 @@ GLOBL yccShuf2B<>(SB), RODATA|NOPTR, $16
 	VPADDD    Y1, Y2, Y2 \
 	VPADDD    yccBias7<>(SB), Y2, Y2 \
 	VPSRLD    $4, Y2, Y2 \
+	interleave(LO, HI)
+
+// chroma422 upsamples eight chroma columns of one row into sixteen output
+// columns (libjpeg-turbo's h2v1 fancy upsampling):
+//   out[2k]    = (3*c[k] + c[k-1] + 1) >> 2
+//   out[2k+1]  = (3*c[k] + c[k+1] + 2) >> 2
+// leaving columns 0-7 in LO and 8-15 in HI. Clobbers Y0-Y7.
+#define chroma422(row, LO, HI) \
+	VPMOVZXBD -1(row), Y0 \
+	VPMOVZXBD (row), Y1 \
+	VPMOVZXBD 1(row), Y2 \
+	VPSLLD    $1, Y1, Y6 \
+	VPADDD    Y6, Y1, Y1 \
+	VPADDD    Y1, Y0, Y0 \
+	VPADDD    yccBias1<>(SB), Y0, Y0 \
+	VPSRLD    $2, Y0, Y0 \
+	VPADDD    Y1, Y2, Y2 \
+	VPADDD    yccBias2<>(SB), Y2, Y2 \
+	VPSRLD    $2, Y2, Y2 \
+	interleave(LO, HI)
+
+// interleave puts the even output columns (Y0) and the odd ones (Y2) in
+// order: columns 0-7 in LO, 8-15 in HI. Clobbers Y3 and Y4.
+#define interleave(LO, HI) \
 	VPUNPCKLDQ Y2, Y0, Y3 \
 	VPUNPCKHDQ Y2, Y0, Y4 \
 	VPERM2I128 $0x20, Y4, Y3, LO \
@@ -192,11 +236,44 @@ GLOBL yccShuf2B<>(SB), RODATA|NOPTR, $16
 	VPSRAD  $16, Y3, Y3 \
 	VPADDD  Y, Y3, G
 
+// rgb16 converts sixteen pixels whose chroma is in Y8/Y9 (Cb, columns 0-7
+// and 8-15) and Y10/Y11 (Cr), with luma read from (y), clamps them to
+// 0..255 with the saturating packs (as libjpeg's range_limit clamps) and
+// stores them as 48 bytes of packed RGB at (dst). Y14 holds yccPerm.
+// Clobbers Y0-Y7, Y12, Y13.
+#define rgb16(y, dst) \
+	VPMOVZXBD (y), Y12 \
+	VPMOVZXBD 8(y), Y13 \
+	rgb8(Y12, Y8, Y10, Y0, Y1, Y2) \
+	rgb8(Y13, Y9, Y11, Y5, Y6, Y7) \
+	VPACKSSDW Y5, Y0, Y0 \
+	VPACKSSDW Y6, Y1, Y1 \
+	VPACKSSDW Y7, Y2, Y2 \
+	VPACKUSWB Y1, Y0, Y0 \
+	VPACKUSWB Y2, Y2, Y2 \
+	VPERMD    Y0, Y14, Y0 \
+	VPERMD    Y2, Y14, Y2 \
+	VEXTRACTI128 $1, Y0, X1 \
+	VPSHUFB   yccShuf0R<>(SB), X0, X3 \
+	VPSHUFB   yccShuf0G<>(SB), X1, X4 \
+	VPOR      X4, X3, X3 \
+	VPSHUFB   yccShuf0B<>(SB), X2, X4 \
+	VPOR      X4, X3, X3 \
+	VMOVDQU   X3, (dst) \
+	VPSHUFB   yccShuf1R<>(SB), X0, X3 \
+	VPSHUFB   yccShuf1G<>(SB), X1, X4 \
+	VPOR      X4, X3, X3 \
+	VPSHUFB   yccShuf1B<>(SB), X2, X4 \
+	VPOR      X4, X3, X3 \
+	VMOVDQU   X3, 16(dst) \
+	VPSHUFB   yccShuf2R<>(SB), X0, X3 \
+	VPSHUFB   yccShuf2G<>(SB), X1, X4 \
+	VPOR      X4, X3, X3 \
+	VPSHUFB   yccShuf2B<>(SB), X2, X4 \
+	VPOR      X4, X3, X3 \
+	VMOVDQU   X3, 32(dst)
+
 // func YCC420AVX2(dst *uint8, y *uint8, cbNear, cbFar, crNear, crFar *uint8, n int)
-//
-// Sixteen output pixels per chroma group of eight, n groups: chroma upsampled
-// by chroma420, converted by rgb8, clamped to 0..255 by the saturating packs
-// (as libjpeg's range_limit clamps), and interleaved to packed RGB.
 TEXT ·YCC420AVX2(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ y+8(FP), DX
@@ -207,41 +284,12 @@ TEXT ·YCC420AVX2(SB), NOSPLIT, $0-56
 	MOVQ n+48(FP), CX
 	VMOVDQU yccPerm<>(SB), Y14
 
-yloop:
+loop420:
 	TESTQ CX, CX
-	JEQ   ydone
+	JEQ   done420
 	chroma420(SI, R8, Y8, Y9)
 	chroma420(R9, R10, Y10, Y11)
-	VPMOVZXBD (DX), Y12
-	VPMOVZXBD 8(DX), Y13
-	rgb8(Y12, Y8, Y10, Y0, Y1, Y2)
-	rgb8(Y13, Y9, Y11, Y5, Y6, Y7)
-	VPACKSSDW Y5, Y0, Y0
-	VPACKSSDW Y6, Y1, Y1
-	VPACKSSDW Y7, Y2, Y2
-	VPACKUSWB Y1, Y0, Y0
-	VPACKUSWB Y2, Y2, Y2
-	VPERMD    Y0, Y14, Y0
-	VPERMD    Y2, Y14, Y2
-	VEXTRACTI128 $1, Y0, X1
-	VPSHUFB   yccShuf0R<>(SB), X0, X3
-	VPSHUFB   yccShuf0G<>(SB), X1, X4
-	VPOR      X4, X3, X3
-	VPSHUFB   yccShuf0B<>(SB), X2, X4
-	VPOR      X4, X3, X3
-	VMOVDQU   X3, (DI)
-	VPSHUFB   yccShuf1R<>(SB), X0, X3
-	VPSHUFB   yccShuf1G<>(SB), X1, X4
-	VPOR      X4, X3, X3
-	VPSHUFB   yccShuf1B<>(SB), X2, X4
-	VPOR      X4, X3, X3
-	VMOVDQU   X3, 16(DI)
-	VPSHUFB   yccShuf2R<>(SB), X0, X3
-	VPSHUFB   yccShuf2G<>(SB), X1, X4
-	VPOR      X4, X3, X3
-	VPSHUFB   yccShuf2B<>(SB), X2, X4
-	VPOR      X4, X3, X3
-	VMOVDQU   X3, 32(DI)
+	rgb16(DX, DI)
 	ADDQ $8, SI
 	ADDQ $8, R8
 	ADDQ $8, R9
@@ -249,8 +297,62 @@ yloop:
 	ADDQ $16, DX
 	ADDQ $48, DI
 	DECQ CX
-	JMP  yloop
+	JMP  loop420
 
-ydone:
+done420:
+	VZEROUPPER
+	RET
+
+// func YCC422AVX2(dst *uint8, y *uint8, cb, cr *uint8, n int)
+TEXT ·YCC422AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ y+8(FP), DX
+	MOVQ cb+16(FP), SI
+	MOVQ cr+24(FP), R9
+	MOVQ n+32(FP), CX
+	VMOVDQU yccPerm<>(SB), Y14
+
+loop422:
+	TESTQ CX, CX
+	JEQ   done422
+	chroma422(SI, Y8, Y9)
+	chroma422(R9, Y10, Y11)
+	rgb16(DX, DI)
+	ADDQ $8, SI
+	ADDQ $8, R9
+	ADDQ $16, DX
+	ADDQ $48, DI
+	DECQ CX
+	JMP  loop422
+
+done422:
+	VZEROUPPER
+	RET
+
+// func YCC444AVX2(dst *uint8, y *uint8, cb, cr *uint8, n int)
+TEXT ·YCC444AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ y+8(FP), DX
+	MOVQ cb+16(FP), SI
+	MOVQ cr+24(FP), R9
+	MOVQ n+32(FP), CX
+	VMOVDQU yccPerm<>(SB), Y14
+
+loop444:
+	TESTQ CX, CX
+	JEQ   done444
+	VPMOVZXBD (SI), Y8
+	VPMOVZXBD 8(SI), Y9
+	VPMOVZXBD (R9), Y10
+	VPMOVZXBD 8(R9), Y11
+	rgb16(DX, DI)
+	ADDQ $16, SI
+	ADDQ $16, R9
+	ADDQ $16, DX
+	ADDQ $48, DI
+	DECQ CX
+	JMP  loop444
+
+done444:
 	VZEROUPPER
 	RET

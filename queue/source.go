@@ -161,6 +161,8 @@ func (s *Source) pull(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return false
+		case <-s.drain:
+			return false
 		case <-time.After(retry):
 		}
 		retry = min(2*retry, 2*time.Second)

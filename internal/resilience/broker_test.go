@@ -95,10 +95,36 @@ func TestBrokerRestart(t *testing.T) {
 	}
 }
 
-// Scenario 5: a 3-node JetStream cluster with R3 streams; the node leading
-// the text stream is stopped while two workers are busy; every item
-// arrives.
+// Scenario 5: a 3-node JetStream cluster with R3 streams; a node is lost
+// while two workers are busy, and every item arrives: the node leading the
+// text stream is stopped, or the node leading the text consumer is stopped
+// and, once the workers have gone on without it, started again.
 func TestClusterNodeLoss(t *testing.T) {
+	t.Run("stream leader stopped", func(t *testing.T) {
+		clusterNodeLoss(t, func(t *testing.T, cl *queuetest.Cluster, _ []*proc) string {
+			victim := cl.StreamLeader("RAW_TEXT")
+			if victim < 0 {
+				t.Fatal("no node leads RAW_TEXT")
+			}
+			cl.Stop(victim)
+			return fmt.Sprintf("node-%d leading RAW_TEXT stopped", victim)
+		})
+	})
+	t.Run("consumer leader stopped and restarted", func(t *testing.T) {
+		clusterNodeLoss(t, func(t *testing.T, cl *queuetest.Cluster, ws []*proc) string {
+			victim := cl.ConsumerLeader("RAW_TEXT", "stoker-text")
+			if victim < 0 {
+				t.Fatal("no node leads the consumer stoker-text")
+			}
+			cl.Stop(victim)
+			progress(t, ws, 4000)
+			cl.Restart(victim)
+			return fmt.Sprintf("node-%d leading consumer stoker-text stopped, restarted after 4000 items", victim)
+		})
+	})
+}
+
+func clusterNodeLoss(t *testing.T, disrupt func(*testing.T, *queuetest.Cluster, []*proc) string) {
 	cl := queuetest.RunCluster(t, 3)
 	c := client(t, cl.URLs())
 	ensureStreams(t, c, 3, "text", "image")
@@ -111,12 +137,8 @@ func TestClusterNodeLoss(t *testing.T) {
 	ws := startReplicas(t, 2, cfg)
 	progress(t, ws, 1500)
 
-	victim := cl.StreamLeader("RAW_TEXT")
-	if victim < 0 {
-		t.Fatal("no node leads RAW_TEXT")
-	}
-	cl.Stop(victim)
 	stopped := time.Now()
+	what := disrupt(t, cl, ws)
 
 	tt, ti := newTally(t, c, "text"), newTally(t, c, "image")
 	tt.waitAll(5*time.Minute, ids(texts))
@@ -135,6 +157,6 @@ func TestClusterNodeLoss(t *testing.T) {
 			t.Errorf("%s exited: %v", w.name, w.waitErr)
 		}
 	}
-	t.Logf("scenario 5 (cluster, node-%d leading RAW_TEXT stopped; all arrived %s later): text %v; image %v",
-		victim, time.Since(stopped).Round(time.Millisecond), gt, gi)
+	t.Logf("scenario 5 (cluster, %s; all arrived %s after the stop): text %v; image %v",
+		what, time.Since(stopped).Round(time.Millisecond), gt, gi)
 }

@@ -169,6 +169,17 @@ func (c *Cluster) StreamLeader(stream string) int {
 	return -1
 }
 
+// ConsumerLeader is the index of the node leading the consumer's replicas
+// in the global account, or -1.
+func (c *Cluster) ConsumerLeader(stream, consumer string) int {
+	for i, s := range c.servers {
+		if s != nil && s.JetStreamIsConsumerLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream, consumer) {
+			return i
+		}
+	}
+	return -1
+}
+
 // FreePorts returns n distinct loopback TCP ports that were free a moment
 // ago (held open together while choosing, so they differ).
 func FreePorts(t testing.TB, n int) []int {

@@ -203,13 +203,7 @@ func ycc420ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, ch, x0, y0, x1, 
 	rs.sumB = grow32(rs.sumB, cw)
 	rs.sumR = grow32(rs.sumR, cw)
 	sb, sr := rs.sumB, rs.sumR
-	// The vector run: chroma columns [ia, ia+8*groups), each with both
-	// neighbours inside the plane and both output columns inside [x0, x1).
-	ia := max((x0+1)>>1, 1)
-	groups := 0
-	if useAVX2 {
-		groups = max(min(cw-1, x1>>1)-ia, 0) / 8
-	}
+	ia, groups := vectorRun(cw, x0, x1)
 	ib := ia + 8*groups
 	for y := y0; y < y1; y++ {
 		r := y >> 1
@@ -270,15 +264,23 @@ func ycc420ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, ch, x0, y0, x1, 
 	}
 }
 
+// vectorRun is the run of chroma columns [ia, ia+8*groups) that the AVX2
+// kernels of horizontally subsampled chroma convert: each column with both
+// neighbours inside the plane (cw columns wide) and both of its output
+// columns inside [x0, x1). groups is 0 without AVX2.
+func vectorRun(cw, x0, x1 int) (ia, groups int) {
+	ia = max((x0+1)>>1, 1)
+	if useAVX2 {
+		groups = max(min(cw-1, x1>>1)-ia, 0) / 8
+	}
+	return ia, groups
+}
+
 // ycc422ToRGB is yccToRGB for 4:2:2 (libjpeg's h2v1 fancy upsampling): the
 // nearer chroma sample weighs 3/4, the farther 1/4, with biases 1 and 2.
 // With AVX2 the interior of each row goes through resample.YCC422AVX2.
 func ycc422ToRGB(dst []byte, stride int, m *stdimage.YCbCr, cw, x0, y0, x1, y1 int) {
-	ia := max((x0+1)>>1, 1)
-	groups := 0
-	if useAVX2 {
-		groups = max(min(cw-1, x1>>1)-ia, 0) / 8
-	}
+	ia, groups := vectorRun(cw, x0, x1)
 	ib := ia + 8*groups
 	for y := y0; y < y1; y++ {
 		cb := m.Cb[y*m.CStride : y*m.CStride+cw]

@@ -108,8 +108,8 @@ func yccToRGB(dst []byte, stride int, m *stdimage.YCbCr, x0, y0, x1, y1 int, rs 
 	rs.cb = growU8(rs.cb, n)
 	rs.cr = growU8(rs.cr, n)
 	for y := y0; y < y1; y++ {
-		upsampleRow(rs.cb, m.Cb, m.CStride, cw, ch, hs, vs, y, x0, x1, &rs.sumB)
-		upsampleRow(rs.cr, m.Cr, m.CStride, cw, ch, hs, vs, y, x0, x1, &rs.sumR)
+		upsampleRow(rs.cb, m.Cb, m.CStride, ch, hs, vs, y, x0, x1)
+		upsampleRow(rs.cr, m.Cr, m.CStride, ch, hs, vs, y, x0, x1)
 		yrow := m.Y[y*m.YStride+x0 : y*m.YStride+x1]
 		d := dst[y*stride+x0*3 : y*stride+x1*3]
 		cb, cr := rs.cb[:len(yrow)], rs.cr[:len(yrow)]
@@ -120,29 +120,13 @@ func yccToRGB(dst []byte, stride int, m *stdimage.YCbCr, x0, y0, x1, y1 int, rs 
 }
 
 // upsampleRow writes the chroma samples of image row y, columns [x0,x1),
-// into out. Fancy upsampling follows libjpeg-turbo's jdsample.c: the nearer
-// chroma sample weighs 3/4 and the farther 1/4 along each subsampled axis,
-// with the edge samples replicated and libjpeg's alternating rounding
-// biases. libjpeg upsamples by replication when a 2:1 axis has at most two
-// chroma samples across.
-func upsampleRow(out []uint8, plane []uint8, cstride, cw, ch, hs, vs, y, x0, x1 int, sums *[]int32) {
-	fancyH := hs == 2 && cw > 2
-	switch {
-	case hs == 1 && vs == 1:
-		copy(out, plane[y*cstride+x0:y*cstride+x1])
-	case hs == 2 && vs == 1 && fancyH:
-		row := plane[y*cstride : y*cstride+cw]
-		for x := x0; x < x1; x++ {
-			i := x >> 1
-			if x&1 == 0 {
-				j := max(i-1, 0)
-				out[x-x0] = uint8((3*int(row[i]) + int(row[j]) + 1) >> 2)
-			} else {
-				j := min(i+1, cw-1)
-				out[x-x0] = uint8((3*int(row[i]) + int(row[j]) + 2) >> 2)
-			}
-		}
-	case hs == 1 && vs == 2:
+// into out, for the subsamplings without a path of their own (yccToRGB):
+// 4:4:0, upsampled by libjpeg-turbo's h1v2 fancy upsampler (the nearer
+// chroma row weighs 3/4 and the farther 1/4, biases 1 and 2, edge rows
+// replicated), and the rest (4:1:1, 4:1:0, or 2:1 axes at most two chroma
+// samples across) by replication, as libjpeg does.
+func upsampleRow(out []uint8, plane []uint8, cstride, ch, hs, vs, y, x0, x1 int) {
+	if hs == 1 && vs == 2 {
 		// h1v2_fancy_upsample: always fancy.
 		r := y >> 1
 		nb, bias := r-1, 1
@@ -155,39 +139,11 @@ func upsampleRow(out []uint8, plane []uint8, cstride, cw, ch, hs, vs, y, x0, x1 
 		for x := x0; x < x1; x++ {
 			out[x-x0] = uint8((3*int(a[x]) + int(b[x]) + bias) >> 2)
 		}
-	case hs == 2 && vs == 2 && fancyH:
-		r := y >> 1
-		nb := r - 1
-		if y&1 == 1 {
-			nb = r + 1
-		}
-		nb = min(max(nb, 0), ch-1)
-		a := plane[r*cstride : r*cstride+cw]
-		b := plane[nb*cstride : nb*cstride+cw]
-		// Column sums for chroma columns [c0, c1].
-		c0 := max((x0>>1)-1, 0)
-		c1 := min(((x1-1)>>1)+1, cw-1)
-		*sums = grow32(*sums, c1-c0+1)
-		s := *sums
-		for i := c0; i <= c1; i++ {
-			s[i-c0] = 3*int32(a[i]) + int32(b[i])
-		}
-		for x := x0; x < x1; x++ {
-			i := x >> 1
-			if x&1 == 0 {
-				j := max(i-1, 0)
-				out[x-x0] = uint8((3*s[i-c0] + s[j-c0] + 8) >> 4)
-			} else {
-				j := min(i+1, cw-1)
-				out[x-x0] = uint8((3*s[i-c0] + s[j-c0] + 7) >> 4)
-			}
-		}
-	default:
-		// Replication (libjpeg's h2v1/h2v2/int upsamplers).
-		row := plane[(y/vs)*cstride:]
-		for x := x0; x < x1; x++ {
-			out[x-x0] = row[x/hs]
-		}
+		return
+	}
+	row := plane[(y/vs)*cstride:]
+	for x := x0; x < x1; x++ {
+		out[x-x0] = row[x/hs]
 	}
 }
 

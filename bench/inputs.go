@@ -178,15 +178,16 @@ func ParseInts(s string) ([]int, error) {
 const (
 	FormatJPEG = "jpeg"
 	FormatPNG  = "png"
+	FormatPPM  = "ppm" // binary PPM: pixels already decoded, so a run measures the transform alone
 )
 
 // SyntheticImages makes perItem images of each size, encoded as format
-// (FormatJPEG at quality 90, or FormatPNG). Their pixels are smooth
+// (FormatJPEG at quality 90, FormatPNG or FormatPPM). Their pixels are smooth
 // gradients plus seeded noise, so they compress about as well as photos;
 // the same seed gives the same bytes. IDs read "synthetic-640x480-0.jpg".
 func SyntheticImages(sizes []Size, format string, perItem int, seed uint64) ([]preprocess.Item, error) {
-	if format != FormatJPEG && format != FormatPNG {
-		return nil, fmt.Errorf("synthetic image format %q: want jpeg or png", format)
+	if format != FormatJPEG && format != FormatPNG && format != FormatPPM {
+		return nil, fmt.Errorf("synthetic image format %q: want jpeg, png or ppm", format)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x570ce4))
 	var items []preprocess.Item
@@ -206,10 +207,17 @@ func SyntheticImages(sizes []Size, format string, perItem int, seed uint64) ([]p
 			var buf bytes.Buffer
 			var err error
 			ext := "jpg"
-			if format == FormatPNG {
+			switch format {
+			case FormatPNG:
 				ext = "png"
 				err = png.Encode(&buf, img)
-			} else {
+			case FormatPPM:
+				ext = "ppm"
+				fmt.Fprintf(&buf, "P6\n%d %d\n255\n", sz.W, sz.H)
+				for i := 0; i < len(img.Pix); i += 4 {
+					buf.Write(img.Pix[i : i+3])
+				}
+			default:
 				err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
 			}
 			if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	stokerimage "github.com/stoker-ml/stoker/preprocess/image"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -161,6 +163,34 @@ func TestSyntheticImages(t *testing.T) {
 	}
 	if _, err := SyntheticImages(sizes, "gif", 1, 1); err == nil {
 		t.Error("format gif accepted, want an error")
+	}
+}
+
+// TestSyntheticPPMHoldsThePNGsPixels checks that the PPM images are the
+// same pixels as the PNG images of the same seed, as stoker decodes them.
+func TestSyntheticPPMHoldsThePNGsPixels(t *testing.T) {
+	sizes := []Size{{64, 48}, {33, 100}}
+	ppm, err := SyntheticImages(sizes, FormatPPM, 2, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossless, err := SyntheticImages(sizes, FormatPNG, 2, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := stokerimage.DefaultSpec()
+	for i := range ppm {
+		got, err := stokerimage.DecodeRGB(ppm[i].Data, spec)
+		if err != nil {
+			t.Fatalf("item %s: %v", ppm[i].ID, err)
+		}
+		want, err := stokerimage.DecodeRGB(lossless[i].Data, spec)
+		if err != nil {
+			t.Fatalf("item %s: %v", lossless[i].ID, err)
+		}
+		if got.Width != sizes[i/2].W || got.Height != sizes[i/2].H || !bytes.Equal(got.Pix, want.Pix) {
+			t.Errorf("item %s: %dx%d, not the pixels of %s", ppm[i].ID, got.Width, got.Height, lossless[i].ID)
+		}
 	}
 }
 

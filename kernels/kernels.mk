@@ -33,7 +33,7 @@ CUDA_ENV        := CGO_ENABLED=1 CGO_CFLAGS="-I$(CUDA_INCLUDE)" CGO_LDFLAGS="-L$
 CUDA_PKGS       := ./kernels/... ./preprocess/gpu/...
 GPU_TEST_PKGS   := kernels preprocess/gpu
 
-.PHONY: ptx ptx-check test-emulation build-cuda vet-cuda gpu-test-binaries cuda-guard-check
+.PHONY: ptx ptx-check test-emulation test-emulation-sanitized build-cuda vet-cuda gpu-test-binaries gpu-bundle cuda-guard-check
 
 ptx: $(KERNEL_PTX)
 
@@ -71,6 +71,16 @@ test-emulation:
 	CGO_ENABLED=1 go test ./kernels/... ./preprocess/gpu/...
 	CGO_ENABLED=1 go test -race -short ./kernels/... ./preprocess/gpu/...
 
+# The kernels' C bodies under AddressSanitizer and UndefinedBehaviorSanitizer
+# (misaligned loads and stores included, every report fatal), walked over
+# the same launch grids as on the GPU: what would be an illegal or
+# misaligned address on the device is an error here. About 5 minutes on
+# 2 cores.
+SANITIZE_ENV    := CGO_ENABLED=1 CGO_CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=undefined -fno-sanitize-recover=all" CGO_LDFLAGS="-fsanitize=undefined"
+test-emulation-sanitized:
+	$(SANITIZE_ENV) go test -count=1 -asan -run 'Emulat|RandomImages|RealImages|WordPiece' ./kernels/
+	$(SANITIZE_ENV) go test -count=1 -asan -run 'Emulated|ReplaceInvalid|TextProcessorErrors|TestProcessMatchesCPUProcessor' ./preprocess/gpu/
+
 build-cuda:
 	$(CUDA_ENV) go build -tags cuda $(CUDA_PKGS)
 	@if [ -f cmd/stoker/main.go ]; then echo $(CUDA_ENV) go build -tags cuda -ldflags '$(LDFLAGS)' -o bin/stoker ./cmd/stoker; \
@@ -91,6 +101,27 @@ gpu-test-binaries:
 	   echo "go: $$(go version)"; echo "built: $$(date -u +%FT%TZ)"; \
 	   echo "nvcc (PTX): $$(head -1 kernels/resize_crop_normalize.ptx)"; } > bin/BUILD_INFO
 	@cat bin/BUILD_INFO
+
+# What the device tool carries: the device run's binaries, stripped
+# (-s -w keeps the tables Go's stack traces need) and packed into one
+# gzip tarball of ~19 MB, because the tree that travels with a device call
+# (the repository plus carried paths) must stay under 64 MiB and the
+# unpacked binaries alone are ~62 MB. bench/gpu/device_check.sh unpacks it.
+# Run with the device tool: carry ["gpu-bundle"], command
+# `bash bench/gpu/device_check.sh`.
+GPU_BUNDLE      := gpu-bundle/stoker-gpu.tar.gz
+gpu-bundle:
+	@mkdir -p bin gpu-bundle
+	for p in $(GPU_TEST_PKGS); do \
+		$(CUDA_ENV) go test -c -tags cuda -ldflags '-s -w' -o bin/$$(echo $$p | tr / -).cuda.test ./$$p || exit 1; \
+	done
+	$(CUDA_ENV) go build -tags cuda -ldflags '-s -w $(LDFLAGS)' -o bin/stoker ./cmd/stoker
+	@{ echo "commit: $$(git rev-parse HEAD 2>/dev/null || echo unknown)"; \
+	   echo "dirty files: $$(git status --porcelain 2>/dev/null | wc -l)"; \
+	   echo "go: $$(go version)"; echo "built: $$(date -u +%FT%TZ)"; \
+	   echo "nvcc (PTX): $$(head -1 kernels/resize_crop_normalize.ptx)"; } > bin/BUILD_INFO
+	tar -czf $(GPU_BUNDLE) -C bin BUILD_INFO stoker kernels.cuda.test preprocess-gpu.cuda.test
+	@cat bin/BUILD_INFO; ls -l $(GPU_BUNDLE)
 
 # On a host with libcuda.so.1 but no usable GPU (like CI with Debian's
 # libcuda1), a cuda binary must stop with cudaguard's message, before

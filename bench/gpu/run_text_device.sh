@@ -17,6 +17,7 @@
 #            1,000, 10,000, 100,000 corpus documents; 3 batches in flight
 #   hf       Hugging Face tokenizers encode_batch on all cores, same batches
 #   summary  GPU docs/s ÷ HF docs/s per batch size (target >= 20x at 10,000)
+#   table    the summary's table alone, on stdout
 # Results go to $OUT (default ./gpu-results): one log per stage and summary.txt.
 set -u
 OUT=${OUT:-$PWD/gpu-results}
@@ -94,6 +95,11 @@ run_hf() {
 # the ratios.
 run_summary() {
 	note "summary: docs/s (median of the Go runs; HF best of its reps)"
+	run_table | tee -a "$OUT/summary.txt"
+}
+
+# run_table prints the table alone (bench/gpu/device_check.sh uses it).
+run_table() {
 	awk '
 		/^BenchmarkText(GPU|CPU|GPUInflight)\/docs=/ {
 			split($1, p, "/"); kind = p[1]; sub(/^BenchmarkText/, "", kind); n = p[2]; sub(/docs=/, "", n); sub(/-[0-9]+$/, "", n)
@@ -121,7 +127,7 @@ run_summary() {
 				printf "%8d %12.0f %9.1f %14.0f %12.0f %12.0f %9.1f %8.1fx %8.1fx\n", n, g, median(m["GPU", n]), gi, c, hf[n], hfm[n], (hf[n] > 0 ? g / hf[n] : 0), (c > 0 ? g / c : 0)
 			}
 			print "target: GPU/HF >= 20x at 10000 documents, identical ids"
-		}' "$OUT/text-bench.txt" "$OUT/text-hf.txt" 2>/dev/null | tee -a "$OUT/summary.txt"
+		}' "$OUT/text-bench.txt" "$OUT/text-hf.txt" 2>/dev/null
 }
 
 for s in "${stages[@]}"; do
@@ -131,7 +137,8 @@ for s in "${stages[@]}"; do
 	bench) run_bench ;;
 	hf) run_hf ;;
 	summary) run_summary ;;
-	*) echo "unknown stage $s (want info, parity, bench, hf, summary)" >&2; exit 2 ;;
+	table) run_table; exit ;;
+	*) echo "unknown stage $s (want info, parity, bench, hf, summary, table)" >&2; exit 2 ;;
 	esac
 done
 note "done, status $status"

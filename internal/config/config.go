@@ -176,6 +176,7 @@ func (f *fileConfig) toConfig() (*Config, []*FieldError) {
 			MaxAckPending:    fp.MaxAckPending,
 			MaxInflightBytes: int64(fp.MaxInflightBytes),
 			Threads:          fp.Threads,
+			InflightBatches:  fp.InflightBatches,
 		}
 		for _, d := range fp.RetryBackoff {
 			p.RetryBackoff = append(p.RetryBackoff, time.Duration(d))

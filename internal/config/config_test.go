@@ -132,6 +132,8 @@ pipelines:
     output_mode: item
     max_ack_pending: 100
     retry_backoff: [250ms]
+    threads: 3
+    inflight_batches: 3
     batch: {max_items: 16, max_bytes: 512KiB, max_wait: 1s}
     limits: {max_bytes: 100KB, max_pixels: 4000000}
     image: {resize: 128, crop: 112, layout: NHWC, dtype: uint8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.5, 1]}
@@ -152,7 +154,7 @@ pipelines:
 		Batch:   batch.Policy{MaxItems: 16, MaxBytes: 512 * 1024, MaxWait: time.Second},
 		Limits:  Limits{MaxBytes: 100_000, MaxPixels: 4_000_000},
 		AckWait: 30 * time.Second, MaxDeliver: 5, RetryBackoff: []time.Duration{250 * time.Millisecond},
-		MaxAckPending: 100, MaxInflightBytes: 256 << 20,
+		MaxAckPending: 100, MaxInflightBytes: 256 << 20, Threads: 3, InflightBatches: 3,
 		Image: &image.Spec{
 			Resize: 128, Crop: 112, Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.5, 1},
 			Layout: image.NHWC, DType: preprocess.Uint8, MaxBytes: 100_000, MaxPixels: 4_000_000,
@@ -291,6 +293,8 @@ func TestErrors(t *testing.T) {
 			"t.yaml:3: pipelines[0].max_inflight_bytes: 33554432 is less than batch.max_bytes 67108864: a full batch could never be in flight"},
 		{"inflight zero", "pipelines:\n  - name: text\n    max_inflight_bytes: 0\n", "t.yaml:3: pipelines[0].max_inflight_bytes: must be > 0, got 0"},
 		{"threads negative", "pipelines:\n  - name: text\n    threads: -2\n", "t.yaml:3: pipelines[0].threads: must be >= 0 (0: all cores), got -2"},
+		{"inflight_batches negative", "pipelines:\n  - name: image\n    inflight_batches: -1\n", "t.yaml:3: pipelines[0].inflight_batches: must be within 0..8 (0: 2 on a GPU, 1 on the CPU), got -1"},
+		{"inflight_batches too many", "pipelines:\n  - name: image\n    inflight_batches: 9\n", "t.yaml:3: pipelines[0].inflight_batches: must be within 0..8 (0: 2 on a GPU, 1 on the CPU), got 9"},
 		// Image section.
 		{"mean of two", "pipelines:\n  - name: image\n    image: {mean: [0.5, 0.5]}\n", "t.yaml:3: pipelines[0].image.mean: want 3 numbers (red, green, blue), got 2"},
 		{"std of four", "pipelines:\n  - name: image\n    image:\n      std: [1, 1, 1, 1]\n", "t.yaml:4: pipelines[0].image.std: want 3 numbers (red, green, blue), got 4"},

@@ -59,6 +59,7 @@ type filePipeline struct {
 	MaxAckPending    int        `yaml:"max_ack_pending"`
 	MaxInflightBytes size       `yaml:"max_inflight_bytes"`
 	Threads          int        `yaml:"threads"`
+	InflightBatches  int        `yaml:"inflight_batches"`
 	Image            *fileImage `yaml:"image"`
 	Text             *fileText  `yaml:"text"`
 }

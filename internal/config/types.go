@@ -112,6 +112,10 @@ type Pipeline struct {
 	// Default 256 MiB; at least Batch.MaxBytes.
 	MaxInflightBytes int64
 	Threads          int // preprocessing goroutines; 0 (default): all cores
+	// InflightBatches is how many batches are preprocessed at once; 0
+	// (default): 2 when the pipeline runs on a GPU, so that the next batch
+	// is decoded on the CPU while the GPU transforms this one, else 1.
+	InflightBatches int
 
 	Image *image.Spec // set exactly when Kind is KindImage
 	Text  *text.Spec  // set exactly when Kind is KindText

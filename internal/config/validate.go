@@ -11,6 +11,10 @@ import (
 	"github.com/stoker-ml/stoker/preprocess"
 )
 
+// maxInflightBatches bounds inflight_batches: each batch in flight holds
+// its decoded images, and past a few the GPU gains nothing more.
+const maxInflightBatches = 8
+
 // validator collects every problem with its key path.
 type validator struct{ errs []*FieldError }
 
@@ -204,6 +208,9 @@ func (p *Pipeline) validate(v *validator, at string) {
 	}
 	if p.Threads < 0 {
 		v.add(at+".threads", "must be >= 0 (0: all cores), got %d", p.Threads)
+	}
+	if p.InflightBatches < 0 || p.InflightBatches > maxInflightBatches {
+		v.add(at+".inflight_batches", "must be within 0..%d (0: 2 on a GPU, 1 on the CPU), got %d", maxInflightBatches, p.InflightBatches)
 	}
 
 	if s := p.Image; s != nil {

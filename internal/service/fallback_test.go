@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/stoker-ml/stoker/internal/config"
 	"github.com/stoker-ml/stoker/kernels"
 	"github.com/stoker-ml/stoker/preprocess"
 )
@@ -65,4 +66,19 @@ func TestCPUFallbackAfterDeviceLoss(t *testing.T) {
 			t.Fatalf("Close: %v, cpu closed %v", err, cpu.closed)
 		}
 	})
+}
+
+func TestInflightBatchesDefaultsByDevice(t *testing.T) {
+	for _, tc := range []struct {
+		set    int
+		device string
+		want   int
+	}{
+		{0, DeviceCUDA, 2}, {0, DeviceCPU, 1}, {3, DeviceCPU, 3}, {1, DeviceCUDA, 1},
+	} {
+		p := &config.Pipeline{InflightBatches: tc.set}
+		if got := inflightBatches(p, tc.device); got != tc.want {
+			t.Errorf("inflight_batches %d on %s: %d batches at once, want %d", tc.set, tc.device, got, tc.want)
+		}
+	}
 }

@@ -290,7 +290,8 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 		Name: p.Name, Device: s.device, Output: p.Output, DeadLetter: p.DeadLetter, OutputMode: p.OutputMode,
 		Batch: p.Batch, MaxItemBytes: p.Limits.MaxBytes, MaxInflightBytes: p.MaxInflightBytes,
 		MaxDeliver: p.MaxDeliver, RetryBackoff: p.RetryBackoff, AckWait: p.AckWait,
-		MaxPayload: s.conn.MaxPayload(), Logger: s.log,
+		InflightBatches: inflightBatches(p, s.device),
+		MaxPayload:      s.conn.MaxPayload(), Logger: s.log,
 	}, src, s.conn, proc, s.m)
 	if err != nil {
 		return err
@@ -309,6 +310,19 @@ const setupPatience = time.Minute
 
 // retry calls f until it succeeds, fails for good, or setupPatience has
 // passed since the first failure.
+// inflightBatches resolves a pipeline's inflight_batches: 0 means 2 on a
+// GPU, where decoding the next batch on the CPU overlaps the GPU's work on
+// this one, and 1 on the CPU, whose threads one batch already keeps busy.
+func inflightBatches(p *config.Pipeline, device string) int {
+	switch {
+	case p.InflightBatches > 0:
+		return p.InflightBatches
+	case device == DeviceCUDA:
+		return 2
+	}
+	return 1
+}
+
 func (s *Service) retry(ctx context.Context, pipeline, what string, f func() error) error {
 	var deadline time.Time
 	wait := 100 * time.Millisecond

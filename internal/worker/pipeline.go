@@ -66,6 +66,11 @@ type Options struct {
 	// MaxInflightBytes bounds the raw bytes held between fetch and settle;
 	// default 256 MiB.
 	MaxInflightBytes int64
+	// InflightBatches is how many batches the Processor works on at once;
+	// default 1. With 2, a GPU pipeline decodes the next batch on the CPU
+	// while the GPU transforms this one. Batches are published in the
+	// order they were formed whatever order they finish in.
+	InflightBatches int
 	// MaxDeliver is the delivery on which a transiently failing item is
 	// dead-lettered instead of retried; default 5.
 	MaxDeliver int
@@ -98,6 +103,12 @@ func (o *Options) fill() error {
 	}
 	if o.MaxInflightBytes == 0 {
 		o.MaxInflightBytes = 256 << 20
+	}
+	if o.InflightBatches == 0 {
+		o.InflightBatches = 1
+	}
+	if o.InflightBatches < 0 {
+		return fmt.Errorf("worker: pipeline %s: InflightBatches is %d, want 1 or more", o.Name, o.InflightBatches)
 	}
 	if o.MaxDeliver == 0 {
 		o.MaxDeliver = 5
@@ -168,7 +179,8 @@ type work struct {
 	trigger batch.Trigger
 	closed  time.Time
 	result  *preprocess.Batch
-	err     error // whole-batch transient failure
+	err     error         // whole-batch transient failure
+	done    chan struct{} // closed when result and err are set
 }
 
 // Drain asks the pipeline to stop softly: no more fetching, fetched items
@@ -330,33 +342,57 @@ func (p *Pipeline) batch(ctx context.Context, in <-chan *entry, out chan<- *work
 	}
 }
 
-// process runs the Processor on each batch.
+// process runs the Processor on up to opts.InflightBatches batches at
+// once, each on its own goroutine, and hands every batch on as soon as it
+// starts, in the order the batches were formed; the publish stage waits
+// for each one's done. It returns when every batch it started has
+// finished.
 func (p *Pipeline) process(ctx context.Context, in <-chan *work, out chan<- *work) {
 	defer close(out)
+	var running sync.WaitGroup
+	defer running.Wait()
+	slots := make(chan struct{}, p.opts.InflightBatches)
 	for w := range in {
-		p.m.BatchesTotal.WithLabelValues(p.opts.Name, p.opts.Device, string(w.trigger)).Inc()
-		p.m.BatchItems.WithLabelValues(p.opts.Name).Observe(float64(len(w.entries)))
-		p.observe(metrics.StageQueueWait, w.closed.Sub(w.entries[0].arrived))
-		items := make([]preprocess.Item, len(w.entries))
-		for i, e := range w.entries {
-			items[i] = preprocess.Item{ID: e.id, Data: e.msg.Data}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
 		}
-		stop := p.keepAlive(w.entries)
-		start := time.Now()
-		w.result, w.err = p.proc.Process(ctx, items)
-		stop()
-		p.observe(metrics.StageProcess, time.Since(start))
-		if w.result != nil {
-			for stage, d := range w.result.Timings {
-				p.observe(stage, d)
-			}
-			p.m.ObserveBatch(p.opts.Name, w.result)
-		}
+		w.done = make(chan struct{})
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			p.processOne(ctx, w)
+			close(w.done)
+			<-slots
+		}()
 		select {
 		case out <- w:
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// processOne runs the Processor on one batch and records its metrics.
+func (p *Pipeline) processOne(ctx context.Context, w *work) {
+	p.m.BatchesTotal.WithLabelValues(p.opts.Name, p.opts.Device, string(w.trigger)).Inc()
+	p.m.BatchItems.WithLabelValues(p.opts.Name).Observe(float64(len(w.entries)))
+	p.observe(metrics.StageQueueWait, w.closed.Sub(w.entries[0].arrived))
+	items := make([]preprocess.Item, len(w.entries))
+	for i, e := range w.entries {
+		items[i] = preprocess.Item{ID: e.id, Data: e.msg.Data}
+	}
+	stop := p.keepAlive(w.entries)
+	start := time.Now()
+	w.result, w.err = p.proc.Process(ctx, items)
+	stop()
+	p.observe(metrics.StageProcess, time.Since(start))
+	if w.result != nil {
+		for stage, d := range w.result.Timings {
+			p.observe(stage, d)
+		}
+		p.m.ObserveBatch(p.opts.Name, w.result)
 	}
 }
 

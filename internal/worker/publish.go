@@ -23,6 +23,11 @@ const headerRoom = 4 << 10
 // publish encodes and publishes each processed batch, then settles its items.
 func (p *Pipeline) publish(ctx context.Context, in <-chan *work) {
 	for w := range in {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return
+		}
 		stop := p.keepAlive(w.entries)
 		p.publishOne(ctx, w)
 		stop()

@@ -34,6 +34,7 @@ const (
 	FormatGIF  Format = "gif"
 	FormatBMP  Format = "bmp"
 	FormatWebP Format = "webp"
+	FormatPNM  Format = "pnm" // binary PPM (P6) and PGM (P5), 8-bit: see pnm.go
 )
 
 // Sentinel errors, each also wrapping preprocess.ErrBadInput through the
@@ -92,9 +93,11 @@ func sniff(data []byte) (Format, error) {
 		return FormatBMP, nil
 	case len(data) >= 12 && bytes.HasPrefix(data, []byte("RIFF")) && string(data[8:12]) == "WEBP":
 		return FormatWebP, nil
+	case len(data) >= 3 && data[0] == 'P' && data[1] >= '1' && data[1] <= '6' && isPNMSpace(data[2]):
+		return FormatPNM, nil
 	}
 	n := min(len(data), 8)
-	return "", badInput(ErrUnsupported, "unsupported image format (first bytes % x; want JPEG, PNG, GIF, BMP or WebP)", data[:n])
+	return "", badInput(ErrUnsupported, "unsupported image format (first bytes % x; want JPEG, PNG, GIF, BMP, WebP, binary PPM or PGM)", data[:n])
 }
 
 // checkHeader applies the size limits: MaxBytes on the encoded item, then
@@ -123,6 +126,10 @@ func checkHeader(data []byte, s Spec, r *bytes.Reader) (Format, stdimage.Config,
 		cfg, err = bmp.DecodeConfig(r)
 	case FormatWebP:
 		cfg, err = webp.DecodeConfig(r)
+	case FormatPNM:
+		if cfg.Width, cfg.Height, err = pnmConfig(data); err != nil {
+			return f, cfg, err // already says what is wrong
+		}
 	}
 	if err != nil {
 		return f, cfg, decodeFailure(f, data, "reading the header", err)
@@ -272,6 +279,9 @@ type regionFunc func(w, h int) (x0, y0, x1, y1 int)
 func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, error) {
 	if rgb, ok, err := d.tj.decode(data, s, &d.rgb); ok || err != nil {
 		return rgb, err
+	}
+	if f, _ := sniff(data); f == FormatPNM {
+		return d.decodePNM(data, s, region)
 	}
 	m, f, err := decodeImage(data, s, &d.rd)
 	if err != nil {

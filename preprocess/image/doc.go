@@ -1,12 +1,13 @@
 // Package image is stoker's CPU image pipeline: it decodes image files
-// (JPEG, PNG, GIF, BMP, WebP) and turns them into the tensors torchvision's
+// (JPEG, PNG, GIF, BMP, WebP, and binary PPM/PGM for pixels decoded
+// upstream) and turns them into the tensors torchvision's
 // ImageNet evaluation transform produces on PIL images:
 //
 //	PIL Image.open(f).convert("RGB") → Resize(256) (antialiased bilinear)
 //	→ CenterCrop(224) → ToTensor → Normalize(mean, std)
 //
 // The result matches torchvision within one uint8 level where decoding is
-// identical (PNG, GIF, BMP, and JPEG decoded with libjpeg-turbo under the
+// identical (PNG, GIF, BMP, PPM/PGM, and JPEG decoded with libjpeg-turbo under the
 // turbojpeg build tag), and within about two levels with the pure-Go JPEG
 // decoder, whose inverse DCT rounds differently from libjpeg-turbo's.
 //

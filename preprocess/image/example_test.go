@@ -32,7 +32,7 @@ func ExampleProcessor_Process() {
 	fmt.Println(b.Failed[0].Error())
 	// Output:
 	// [rocket] pixel_values F32 [1 3 224 224] [[427 640]]
-	// item "notes": unsupported image format (first bytes 6e 6f 74 20 61 6e 20 69; want JPEG, PNG, GIF, BMP or WebP)
+	// item "notes": unsupported image format (first bytes 6e 6f 74 20 61 6e 20 69; want JPEG, PNG, GIF, BMP, WebP, binary PPM or PGM)
 }
 
 // torchvision's sizes for a 640×427 image: Resize(256) gives 383×256 and

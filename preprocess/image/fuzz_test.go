@@ -106,6 +106,13 @@ func FuzzDecodeWebP(f *testing.F) {
 	f.Fuzz(checkDecode)
 }
 
+func FuzzDecodePNM(f *testing.F) {
+	addSeeds(f, ".ppm", ".pgm")
+	f.Add([]byte("P6 1 1 255\n\x01\x02\x03"))
+	f.Add([]byte("P5\n#c\n2#d\n1\n255\n\x00\xff"))
+	f.Fuzz(checkDecode)
+}
+
 // FuzzProcess runs the Processor's path (region decoding) and checks that
 // it agrees with DecodeRGB+TransformRGB on every input both accept.
 func FuzzProcess(f *testing.F) {

@@ -54,6 +54,9 @@ func TestBadInputs(t *testing.T) {
 		{"../regress/coffee_fatal_marker_after_warning.jpg", nil, "jpeg: cannot decode"}, // found by FuzzProcess (turbojpeg)
 		{"text.txt", ErrUnsupported, "unsupported image format"},
 		{"empty.jpg", ErrEmpty, "empty"},
+		{"coffee_cut.ppm", ErrTruncated, "pnm: truncated after 5000 bytes (300x200 PPM needs 180064)"},
+		{"rgb16.ppm", ErrUnsupported, "maximum value 65535 is not read"},
+		{"plain_p3.ppm", ErrUnsupported, "P3 (plain or bitmap netpbm) is not read"},
 	}
 	good := readFile(t, filepath.Join("testdata", "corpus", "rocket.jpg"))
 	p := newProcessor(t, DefaultSpec(), 2)

@@ -106,6 +106,21 @@ $IM "$out/chelsea_rgba_gradient.png" -resize "301x201!" "$tmp/alpha_odd.png"
 cwebp -quiet -q 80 -alpha_q 50 "$tmp/alpha_odd.png" -o "$out/chelsea_301x201_alpha_lossy.webp"
 cwebp -quiet -lossless $sk/chelsea.png -o "$out/chelsea_lossless.webp"
 
+# --- Binary PPM and PGM (decoded pixels), written with PIL from files above ------
+/usr/bin/python3 - "$out" "$bad" <<'PY'
+import sys
+from PIL import Image
+out, bad = sys.argv[1], sys.argv[2]
+im = Image.open(out + "/coffee.bmp").convert("RGB")
+ppm = b"P6\n# coffee.bmp's pixels, written by make_corpus.sh\n%d %d\n255\n" % im.size + im.tobytes()
+open(out + "/coffee_300x200_comment.ppm", "wb").write(ppm)
+g = Image.open(out + "/camera_gray.png").convert("L")
+open(out + "/camera_gray.pgm", "wb").write(b"P5 %d %d 255\n" % g.size + g.tobytes())
+open(bad + "/coffee_cut.ppm", "wb").write(ppm[:5000])
+open(bad + "/rgb16.ppm", "wb").write(b"P6\n4 2\n65535\n" + bytes(4 * 2 * 6))
+open(bad + "/plain_p3.ppm", "wb").write(b"P3\n2 1\n255\n255 0 0  0 255 0\n")
+PY
+
 # --- Bad inputs (no goldens: every decoder must reject them) --------------------
 cp $sk/truncated.jpg "$bad/skimage_truncated.jpg"
 head -c 20000 "$out/coffee_420.jpg" > "$bad/coffee_420_cut_20000.jpg"

@@ -28,6 +28,7 @@ import (
 	"github.com/stoker-ml/stoker/internal/config"
 	"github.com/stoker-ml/stoker/internal/metrics"
 	"github.com/stoker-ml/stoker/internal/service"
+	"github.com/stoker-ml/stoker/kernels"
 	"github.com/stoker-ml/stoker/preprocess"
 	"github.com/stoker-ml/stoker/queue"
 )
@@ -44,6 +45,9 @@ var knownValues = map[string][]string{
 		metrics.StageDownload, metrics.StageProcess, metrics.StageEncode, metrics.StagePublish},
 	"outcome": {metrics.OutcomeOK, metrics.OutcomeDeadLetter, metrics.OutcomeRetry},
 	"device":  {service.DeviceCPU, service.DeviceCUDA},
+	"reason": {preprocess.ReasonEmpty, preprocess.ReasonTooLarge, preprocess.ReasonTooManyPixels, preprocess.ReasonUnsupported,
+		preprocess.ReasonCorrupt, preprocess.ReasonInvalidText, preprocess.ReasonOther, "transient", "max_deliver",
+		kernels.ReasonOutOfMemory, kernels.ReasonDeviceLost},
 	"trigger": {string(batch.TriggerMaxItems), string(batch.TriggerMaxBytes), string(batch.TriggerMaxWait), string(batch.TriggerFlush), string(batch.TriggerRetry)},
 }
 

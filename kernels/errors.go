@@ -11,11 +11,27 @@ var ErrClosed = errors.New("kernels: device is closed")
 
 // ErrOutOfMemory marks a batch that did not fit in device or pinned host
 // memory. It may pass with a smaller batch or later; the device is still
-// usable.
-var ErrOutOfMemory = errors.New("kernels: out of GPU memory")
+// usable. Its Reason, "gpu_out_of_memory", labels the failure in metrics
+// (it satisfies preprocess.Reasoner).
+var ErrOutOfMemory error = &gpuError{msg: "kernels: out of GPU memory", reason: ReasonOutOfMemory}
 
 // ErrDeviceLost marks a failure after which the CUDA context cannot be
 // used again (a kernel fault, an uncorrectable ECC error, a lost device).
 // Every later call on the Device fails with it; the caller should close
-// the Device and fall back to the CPU or restart.
-var ErrDeviceLost = errors.New("kernels: GPU context lost")
+// the Device and fall back to the CPU or restart. Its Reason is
+// "gpu_lost".
+var ErrDeviceLost error = &gpuError{msg: "kernels: GPU context lost", reason: ReasonDeviceLost}
+
+// The reason codes of ErrOutOfMemory and ErrDeviceLost.
+const (
+	ReasonOutOfMemory = "gpu_out_of_memory"
+	ReasonDeviceLost  = "gpu_lost"
+)
+
+// gpuError is a GPU failure with a reason code for metrics.
+type gpuError struct{ msg, reason string }
+
+func (e *gpuError) Error() string { return e.msg }
+
+// Reason is the failure's metrics label.
+func (e *gpuError) Reason() string { return e.reason }

@@ -79,7 +79,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}, []string{"pipeline"}),
 		FailuresTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stoker_failures_total", Help: "Item failures by reason (bad-input codes, transient, max_deliver).",
+			Name: "stoker_failures_total", Help: "Item failures by reason (bad-input codes, transient, gpu_out_of_memory, gpu_lost, max_deliver).",
 		}, []string{"pipeline", "reason"}),
 		DeadLettersTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stoker_dead_letters_total", Help: "Items published to the dead-letter subject, by reason.",

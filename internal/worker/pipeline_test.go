@@ -20,6 +20,7 @@ import (
 	"github.com/stoker-ml/stoker/internal/metrics"
 	"github.com/stoker-ml/stoker/internal/safetensors"
 	"github.com/stoker-ml/stoker/internal/worker"
+	"github.com/stoker-ml/stoker/kernels"
 	"github.com/stoker-ml/stoker/preprocess"
 	"github.com/stoker-ml/stoker/queue"
 	"github.com/stoker-ml/stoker/queue/queuetest"
@@ -34,6 +35,7 @@ type echoProcessor struct {
 	width     int
 	mu        sync.Mutex
 	failFlaky bool
+	flakyErr  error // the whole-batch error; nil: "device busy"
 	batches   []int
 }
 
@@ -46,6 +48,9 @@ func (p *echoProcessor) Process(ctx context.Context, items []preprocess.Item) (*
 	var data []byte
 	for i, it := range items {
 		if fail && bytes.HasPrefix(it.Data, []byte("flaky")) {
+			if p.flakyErr != nil {
+				return nil, p.flakyErr
+			}
 			return nil, errors.New("device busy")
 		}
 		if bytes.HasPrefix(it.Data, []byte("bad")) {
@@ -266,30 +271,47 @@ func TestBatchingByCountAndWait(t *testing.T) {
 	}
 }
 
+// TestTransientFailureRetriesThenDeadLetters fails a batch on every
+// delivery: the item is retried, counted under the failure's reason (a GPU
+// error carries its own), then dead-lettered as max_deliver.
 func TestTransientFailureRetriesThenDeadLetters(t *testing.T) {
-	h := newHarness(t)
-	h.publish("flaky-1", "ok-1")
-	proc := &echoProcessor{width: 8, failFlaky: true}
-	_, stop := h.start(proc, func(o *worker.Options, _ *queue.SourceOptions) {
-		o.Batch.MaxItems = 1
-	})
-	h.waitOutputs(1)
-	queuetest.WaitFor(t, 15*time.Second, func() error {
-		if n := len(h.outputs("DLQ")); n != 1 {
-			return fmt.Errorf("%d dead letters, want 1", n)
-		}
-		return nil
-	})
-	stop()
-	dl := h.outputs("DLQ")[0]
-	if dl.Header.Get(worker.HeaderReason) != "max_deliver" || dl.Header.Get(worker.HeaderDeliver) != "3" {
-		t.Fatalf("dead letter headers %v", dl.Header)
-	}
-	if !bytes.Equal(dl.Data, []byte("flaky-1")) {
-		t.Fatalf("dead letter payload %q, want the original", dl.Data)
-	}
-	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeRetry)); got != 2 {
-		t.Errorf("retries %v, want 2 (deliveries 1 and 2)", got)
+	for _, tc := range []struct {
+		err    error
+		reason string
+	}{
+		{nil, "transient"},
+		{fmt.Errorf("gpu: batch of 1 images: %w", kernels.ErrOutOfMemory), "gpu_out_of_memory"},
+		{fmt.Errorf("gpu: batch of 1 images: %w", kernels.ErrDeviceLost), "gpu_lost"},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			h := newHarness(t)
+			h.publish("flaky-1", "ok-1")
+			proc := &echoProcessor{width: 8, failFlaky: true, flakyErr: tc.err}
+			_, stop := h.start(proc, func(o *worker.Options, _ *queue.SourceOptions) {
+				o.Batch.MaxItems = 1
+			})
+			h.waitOutputs(1)
+			queuetest.WaitFor(t, 15*time.Second, func() error {
+				if n := len(h.outputs("DLQ")); n != 1 {
+					return fmt.Errorf("%d dead letters, want 1", n)
+				}
+				return nil
+			})
+			stop()
+			dl := h.outputs("DLQ")[0]
+			if dl.Header.Get(worker.HeaderReason) != "max_deliver" || dl.Header.Get(worker.HeaderDeliver) != "3" {
+				t.Fatalf("dead letter headers %v", dl.Header)
+			}
+			if !bytes.Equal(dl.Data, []byte("flaky-1")) {
+				t.Fatalf("dead letter payload %q, want the original", dl.Data)
+			}
+			if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeRetry)); got != 2 {
+				t.Errorf("retries %v, want 2 (deliveries 1 and 2)", got)
+			}
+			if got := testutil.ToFloat64(h.m.FailuresTotal.WithLabelValues("echo", tc.reason)); got != 2 {
+				t.Errorf("failures with reason %s: %v, want 2 (deliveries 1 and 2)", tc.reason, got)
+			}
+		})
 	}
 }
 

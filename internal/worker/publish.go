@@ -42,7 +42,7 @@ func (p *Pipeline) publishOne(ctx context.Context, w *work) {
 	if w.err != nil {
 		p.log.Warn("batch failed; items will be retried", "items", len(w.entries), "err", w.err)
 		for _, e := range w.entries {
-			p.settle(ctx, e, fmt.Errorf("%w: %v", errTransient, w.err))
+			p.settle(ctx, e, fmt.Errorf("%w: %w", errTransient, w.err))
 		}
 		return
 	}

@@ -49,7 +49,10 @@ func (p *Pipeline) decide(e *entry, err error) action {
 	}
 }
 
-// reason is the metrics label of a failure.
+// reason is the metrics label of a failure: a bad input's code, the code
+// a whole-batch failure carries (a GPU's "gpu_out_of_memory" or
+// "gpu_lost", through preprocess.Reasoner), "max_deliver", or
+// "transient".
 func reason(err error) string {
 	if r := preprocess.ReasonOf(err); r != "" {
 		return r

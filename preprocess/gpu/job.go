@@ -41,14 +41,23 @@ func KernelFormat(spec image.Spec) (kernels.Layout, kernels.DType, error) {
 // the window of rows and columns its plans read; the window's pixels stay
 // in img.Pix until the device packs them.
 func NewJob(spec image.Spec, imgs []*image.RGB, dst []byte) (*kernels.Job, error) {
-	plans := make([]*imagePlan, len(imgs))
+	views := make([]kernels.Image, len(imgs))
 	for i, img := range imgs {
 		if img == nil || img.Width <= 0 || img.Height <= 0 {
 			return nil, fmt.Errorf("gpu: image %d has no pixels", i)
 		}
-		plans[i] = planImage(spec, img.Width, img.Height)
+		if len(img.Pix) < img.Width*img.Height*3 {
+			return nil, fmt.Errorf("gpu: image %d: %d pixel bytes for %dx%d RGB", i, len(img.Pix), img.Width, img.Height)
+		}
+		plan := planImage(spec, img.Width, img.Height)
+		stride := img.Width * 3
+		views[i] = plan.window(&image.RGB{
+			Width: plan.x1 - plan.x0, Height: plan.y1 - plan.y0,
+			Pix: img.Pix[plan.y0*stride+plan.x0*3:],
+		})
+		views[i].Stride = stride
 	}
-	return newJob(spec, imgs, plans, dst)
+	return newJob(spec, views, dst)
 }
 
 // imagePlan is what the kernel needs to know about a w×h image besides its
@@ -73,14 +82,21 @@ func planImage(spec image.Spec, w, h int) *imagePlan {
 	return p
 }
 
-// newJob builds the job from decoded images and their plans.
-func newJob(spec image.Spec, imgs []*image.RGB, plans []*imagePlan, dst []byte) (*kernels.Job, error) {
+// window is the kernel's view of win, the pixels [x0,x1)×[y0,y1) of an
+// image planned by p: win.Pix row y starts at y*win.Width*3 unless the
+// caller sets Stride.
+func (p *imagePlan) window(win *image.RGB) kernels.Image {
+	return kernels.Image{Width: win.Width, Height: win.Height, Pix: win.Pix, X: p.x, Y: p.y}
+}
+
+// newJob builds the job from the windows of decoded images.
+func newJob(spec image.Spec, images []kernels.Image, dst []byte) (*kernels.Job, error) {
 	l, d, err := KernelFormat(spec)
 	if err != nil {
 		return nil, err
 	}
-	j := &kernels.Job{
-		Images: make([]kernels.Image, len(imgs)),
+	return &kernels.Job{
+		Images: images,
 		OutW:   spec.Crop,
 		OutH:   spec.Crop,
 		Layout: l,
@@ -88,23 +104,7 @@ func newJob(spec image.Spec, imgs []*image.RGB, plans []*imagePlan, dst []byte) 
 		Mean:   spec.Mean,
 		Std:    spec.Std,
 		Dst:    dst,
-	}
-	for i, img := range imgs {
-		if len(img.Pix) < img.Width*img.Height*3 {
-			return nil, fmt.Errorf("gpu: image %d: %d pixel bytes for %dx%d RGB", i, len(img.Pix), img.Width, img.Height)
-		}
-		p := plans[i]
-		stride := img.Width * 3
-		j.Images[i] = kernels.Image{
-			Width:  p.x1 - p.x0,
-			Height: p.y1 - p.y0,
-			Pix:    img.Pix[p.y0*stride+p.x0*3:],
-			Stride: stride,
-			X:      p.x,
-			Y:      p.y,
-		}
-	}
-	return j, nil
+	}, nil
 }
 
 // planCache keeps the plans of recently seen image sizes (datasets repeat

@@ -81,31 +81,28 @@ func (p *Processor) shape(n int) []int {
 // whole batch failed and may pass later: the context ended or the GPU
 // failed (the error then wraps the kernels error).
 func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
-	imgs := make([]*image.RGB, len(items))
-	plans := make([]*imagePlan, len(items))
-	errs := make([]error, len(items))
-	if err := p.decode(ctx, items, imgs, plans, errs); err != nil {
+	decoded := make([]decodedImage, len(items))
+	if err := p.decode(ctx, items, decoded); err != nil {
 		return nil, err
 	}
 
 	b := &preprocess.Batch{Pipeline: image.PipelineName, RowFacts: map[string][]any{}}
 	facts := make([]any, 0, len(items))
-	ok := make([]*image.RGB, 0, len(items))
-	okPlans := make([]*imagePlan, 0, len(items))
+	ok := make([]kernels.Image, 0, len(items))
 	for i, it := range items {
-		if errs[i] != nil {
-			b.Failed = append(b.Failed, preprocess.ItemError{Index: i, ID: it.ID, Err: errs[i]})
+		d := &decoded[i]
+		if d.err != nil {
+			b.Failed = append(b.Failed, preprocess.ItemError{Index: i, ID: it.ID, Err: d.err})
 			continue
 		}
 		b.IDs = append(b.IDs, it.ID)
-		facts = append(facts, [2]int{imgs[i].Height, imgs[i].Width})
-		ok = append(ok, imgs[i])
-		okPlans = append(okPlans, plans[i])
+		facts = append(facts, [2]int{d.height, d.width})
+		ok = append(ok, d.plan.window(d.win))
 	}
 	rb := 3 * p.spec.Crop * p.spec.Crop * p.spec.DType.Size()
 	data := make([]byte, len(ok)*rb)
 	if len(ok) > 0 {
-		j, err := newJob(p.spec, ok, okPlans, data)
+		j, err := newJob(p.spec, ok, data)
 		if err != nil {
 			return nil, err
 		}
@@ -118,21 +115,34 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 	return b, nil
 }
 
-// decode runs image.DecodeRGB over the items on p.threads goroutines, and
-// plans each decoded image (from the cache when its size was seen); all
-// goroutines have finished when it returns.
-func (p *Processor) decode(ctx context.Context, items []preprocess.Item, imgs []*image.RGB, plans []*imagePlan, errs []error) error {
+// decodedImage is one item after decoding: the pixels its kernel plan
+// reads (the window) and the whole image's size, or why it failed.
+type decodedImage struct {
+	win           *image.RGB
+	width, height int
+	plan          *imagePlan
+	err           error
+}
+
+// decode decodes the items on p.threads goroutines, each with its own
+// image.Decoder: every image is planned as soon as its size is known (from
+// the cache when the size was seen) and only the window its plan reads is
+// converted and kept. All goroutines have finished when it returns.
+func (p *Processor) decode(ctx context.Context, items []preprocess.Item, out []decodedImage) error {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for g := 0; g < min(p.threads, len(items)); g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var dec image.Decoder
 			for i := range next {
-				imgs[i], errs[i] = image.DecodeRGB(items[i].Data, p.spec)
-				if errs[i] == nil {
-					plans[i] = p.plans.get(p.spec, imgs[i].Width, imgs[i].Height)
+				d := &out[i]
+				window := func(w, h int) (x0, y0, x1, y1 int) {
+					d.plan = p.plans.get(p.spec, w, h)
+					return d.plan.x0, d.plan.y0, d.plan.x1, d.plan.y1
 				}
+				d.win, d.width, d.height, d.err = dec.DecodeWindow(items[i].Data, p.spec, window)
 			}
 		}()
 	}

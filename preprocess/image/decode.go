@@ -259,6 +259,52 @@ func DecodeRGB(data []byte, spec Spec) (*RGB, error) {
 	return out, nil
 }
 
+// Decoder decodes items one after another into buffers it keeps from one
+// item to the next, so that a stream of images allocates little. It is not
+// safe for concurrent use: keep one per goroutine. The zero Decoder is
+// ready to use.
+type Decoder struct{ d decoder }
+
+// DecodeWindow checks and decodes data as DecodeRGB does, calls window
+// with the image's size to learn which pixels are needed, converts only
+// those to RGB, and returns them as a new image of the window's size
+// [x0,x1)×[y0,y1), with the whole image's width and height. A JPEG is
+// still entropy-decoded whole; only the colour conversion and the copy are
+// limited to the window. The GPU path uses it to keep and upload only the
+// pixels its kernel reads.
+func (d *Decoder) DecodeWindow(data []byte, spec Spec, window func(width, height int) (x0, y0, x1, y1 int)) (win *RGB, width, height int, err error) {
+	var x0, y0, x1, y1 int
+	var windowErr error
+	ask := func(w, h int) (int, int, int, int) {
+		x0, y0, x1, y1 = window(w, h)
+		if x0 < 0 || y0 < 0 || x1 > w || y1 > h || x0 >= x1 || y0 >= y1 {
+			windowErr = fmt.Errorf("image: window [%d,%d)x[%d,%d) is not inside the %dx%d image", x0, x1, y0, y1, w, h)
+			return 0, 0, 0, 0 // convert nothing
+		}
+		return x0, y0, x1, y1
+	}
+	asked := false
+	img, err := d.d.decodeRegion(data, spec, func(w, h int) (int, int, int, int) {
+		asked = true
+		return ask(w, h)
+	})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if !asked { // libjpeg-turbo converts the whole image and does not ask
+		ask(img.Width, img.Height)
+	}
+	if windowErr != nil {
+		return nil, 0, 0, windowErr
+	}
+	win = &RGB{Width: x1 - x0, Height: y1 - y0, Pix: make([]byte, (x1-x0)*(y1-y0)*3)}
+	stride, rb := img.Width*3, win.Width*3
+	for y := y0; y < y1; y++ {
+		copy(win.Pix[(y-y0)*rb:(y-y0+1)*rb], img.Pix[y*stride+x0*3:])
+	}
+	return win, img.Width, img.Height, nil
+}
+
 // decoder decodes into buffers it keeps from one item to the next.
 type decoder struct {
 	rd   bytes.Reader // reused so that decoding allocates no reader per item

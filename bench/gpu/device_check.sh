@@ -37,7 +37,7 @@ set -u
 OUT=${OUT:-$PWD/gpu-results}
 mkdir -p "$OUT"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$ROOT/bin
+BIN=${BIN:-$ROOT/bin} # a dry run elsewhere may point it at CPU-build binaries
 BUDGET=${BUDGET:-480}
 START=$SECONDS
 status=0

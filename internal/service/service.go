@@ -308,8 +308,6 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 // restarting) before the worker gives up and exits.
 const setupPatience = time.Minute
 
-// retry calls f until it succeeds, fails for good, or setupPatience has
-// passed since the first failure.
 // inflightBatches resolves a pipeline's inflight_batches: 0 means 2 on a
 // GPU, where decoding the next batch on the CPU overlaps the GPU's work on
 // this one, and 1 on the CPU, whose threads one batch already keeps busy.
@@ -323,6 +321,8 @@ func inflightBatches(p *config.Pipeline, device string) int {
 	return 1
 }
 
+// retry calls f until it succeeds, fails for good, or setupPatience has
+// passed since the first failure.
 func (s *Service) retry(ctx context.Context, pipeline, what string, f func() error) error {
 	var deadline time.Time
 	wait := 100 * time.Millisecond

@@ -249,6 +249,7 @@ func measure(ctx context.Context, proc Processor, items []preprocess.Item, b int
 				}
 			}
 			mu.Unlock()
+			res.Release() // as the worker does once it has encoded a batch
 		}
 		return nil
 	}

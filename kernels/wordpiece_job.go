@@ -200,6 +200,10 @@ type TextJob struct {
 	// Workers is the number of goroutines that copy the text into the
 	// upload buffer and the tensors out of the download buffer (0: 1).
 	Workers int
+	// Alloc, when set, provides the memory of IDs, Mask and TypeIDs (n
+	// bytes each, content undefined: every byte is written); nil means
+	// make.
+	Alloc func(n int) []byte
 
 	// Results, written by the run.
 	//
@@ -428,7 +432,11 @@ func (j *TextJob) finish(t *WordPieceTables, out []byte, counts []byte) {
 		dstRow[r] = at
 		at++
 	}
-	outs := [3][]byte{make([]byte, kept*w*es), make([]byte, kept*w*es), make([]byte, kept*w*es)}
+	alloc := j.Alloc
+	if alloc == nil {
+		alloc = func(n int) []byte { return make([]byte, n) }
+	}
+	outs := [3][]byte{alloc(kept * w * es), alloc(kept * w * es), alloc(kept * w * es)}
 	parallelRanges(rows, j.Workers, func(lo, hi int) {
 		for k := range outs {
 			src := out[k*plane : (k+1)*plane]

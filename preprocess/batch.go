@@ -51,6 +51,8 @@ type Batch struct {
 	// StageDownload). Stages that run side by side on the CPU's threads
 	// share the batch's wall time in proportion to their CPU time.
 	Timings map[string]time.Duration
+
+	release []func() // see OnRelease
 }
 
 // Stage names a Processor may report in Batch.Timings.

@@ -37,6 +37,7 @@ type echoProcessor struct {
 	failFlaky bool
 	flakyErr  error // the whole-batch error; nil: "device busy"
 	batches   []int
+	released  int // batches the worker released
 }
 
 func (p *echoProcessor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
@@ -45,6 +46,11 @@ func (p *echoProcessor) Process(ctx context.Context, items []preprocess.Item) (*
 	fail := p.failFlaky
 	p.mu.Unlock()
 	out := &preprocess.Batch{Pipeline: "echo", RowFacts: map[string][]any{"len": nil}}
+	out.OnRelease(func() {
+		p.mu.Lock()
+		p.released++
+		p.mu.Unlock()
+	})
 	var data []byte
 	for i, it := range items {
 		if fail && bytes.HasPrefix(it.Data, []byte("flaky")) {
@@ -261,6 +267,9 @@ func TestBatchingByCountAndWait(t *testing.T) {
 			t.Errorf("batch of %d items exceeds max_items 4", n)
 		}
 		total += n
+	}
+	if proc.released != len(proc.batches) {
+		t.Errorf("%d of %d batches released after publishing", proc.released, len(proc.batches))
 	}
 	proc.mu.Unlock()
 	if total != 10 {

@@ -31,6 +31,9 @@ func (p *Pipeline) publish(ctx context.Context, in <-chan *work) {
 		stop := p.keepAlive(w.entries)
 		p.publishOne(ctx, w)
 		stop()
+		if w.result != nil {
+			w.result.Release() // encoded: the processor may reuse the tensors' memory
+		}
 		for _, e := range w.entries {
 			p.budget.release(e.size)
 		}

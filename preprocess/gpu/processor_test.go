@@ -112,7 +112,10 @@ func compareBatches(t *testing.T, spec image.Spec, got, want *preprocess.Batch, 
 }
 
 // checkProcessor runs items through the CPU Processor and through a GPU
-// Processor on r for every layout and dtype, and compares the batches.
+// Processor on r for every layout and dtype, and compares the batches;
+// then it fills the GPU batch's tensor with 0xAB, releases it and runs the
+// items again, so that recycled memory full of garbage must be
+// overwritten everywhere.
 func checkProcessor(t *testing.T, r runner, items []preprocess.Item, exact bool) {
 	for _, l := range []image.Layout{image.NCHW, image.NHWC} {
 		for _, d := range []preprocess.DType{preprocess.Float32, preprocess.Float16, preprocess.BFloat16, preprocess.Uint8} {
@@ -131,11 +134,15 @@ func checkProcessor(t *testing.T, r runner, items []preprocess.Item, exact bool)
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := p.Process(context.Background(), items)
-				if err != nil {
-					t.Fatal(err)
+				for range 2 {
+					got, err := p.Process(context.Background(), items)
+					if err != nil {
+						t.Fatal(err)
+					}
+					compareBatches(t, spec, got, want, exact)
+					kernelstest.Poison(got.Tensors[0].Data, 0xab)
+					got.Release()
 				}
-				compareBatches(t, spec, got, want, exact)
 			})
 		}
 	}

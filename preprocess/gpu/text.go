@@ -43,6 +43,7 @@ type TextProcessor struct {
 	model   *bertModel
 	run     tokenizer
 	wp      *kernels.WordPiece // nil with a test tokenizer
+	tensors preprocess.Buffers // the three tensors' memory, back from released batches
 }
 
 var _ preprocess.Processor = (*TextProcessor)(nil)
@@ -137,6 +138,7 @@ func (p *TextProcessor) Process(ctx context.Context, items []preprocess.Item) (*
 		Int64:      p.spec.IDType == preprocess.Int64,
 		DropOver:   !p.spec.Truncation,
 		Workers:    p.threads,
+		Alloc:      p.tensors.Get,
 		Timing:     &kernels.Timing{},
 	}
 	var rowItem []int // item index of each job row
@@ -173,6 +175,11 @@ func (p *TextProcessor) Process(ctx context.Context, items []preprocess.Item) (*
 		}
 	}
 	b := &preprocess.Batch{Pipeline: "text", RowFacts: map[string][]any{}}
+	b.OnRelease(func() {
+		p.tensors.Put(j.IDs)
+		p.tensors.Put(j.Mask)
+		p.tensors.Put(j.TypeIDs)
+	})
 	var facts []any
 	for r, i := range rowItem {
 		if j.DropOver && j.Over[r] {

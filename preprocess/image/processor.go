@@ -24,6 +24,9 @@ type Processor struct {
 	threads int
 	out     *outputTable
 	workers sync.Pool // *worker
+	// tensors is the memory of released batches' tensors, reused: every
+	// byte of a kept row is written.
+	tensors preprocess.Buffers
 }
 
 // worker is the state one goroutine reuses from item to item.
@@ -115,7 +118,7 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 	var mu sync.Mutex
 	var decoding, transforming time.Duration
 	rb := p.RowBytes()
-	data := make([]byte, len(items)*rb)
+	data := p.tensors.Get(len(items) * rb)
 	sizes := make([][2]int, len(items))
 	errs := make([]error, len(items))
 
@@ -157,6 +160,7 @@ feed:
 	}
 
 	b := &preprocess.Batch{Pipeline: PipelineName, RowFacts: map[string][]any{}}
+	b.OnRelease(func() { p.tensors.Put(data) })
 	facts := make([]any, 0, len(items))
 	row := 0
 	for i, it := range items {

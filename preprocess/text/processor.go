@@ -30,6 +30,9 @@ type Processor struct {
 	// Processor so the BPE word caches stay warm (a sync.Pool would drop
 	// them at every garbage collection).
 	states chan *encoderState
+	// tensors is the memory of released batches' tensors, reused: every
+	// element of a new batch's tensors is written.
+	tensors preprocess.Buffers
 }
 
 // NewProcessor loads spec.Tokenizer (the bundled bert-base-uncased when
@@ -131,9 +134,14 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 	}
 	rows := len(b.IDs)
 	size := p.spec.IDType.Size()
-	ids := make([]byte, rows*L*size)
-	mask := make([]byte, rows*L*size)
-	types := make([]byte, rows*L*size)
+	ids := p.tensors.Get(rows * L * size)
+	mask := p.tensors.Get(rows * L * size)
+	types := p.tensors.Get(rows * L * size)
+	b.OnRelease(func() {
+		p.tensors.Put(ids)
+		p.tensors.Put(mask)
+		p.tensors.Put(types)
+	})
 	put := putInt64
 	if p.spec.IDType == preprocess.Int32 {
 		put = putInt32

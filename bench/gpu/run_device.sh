@@ -4,10 +4,11 @@
 # GPU (no Go or CUDA toolkit is needed here, only the NVIDIA driver).
 #
 # Build first (on the development machine, from the repository root):
-#   make gpu-test-binaries build-cuda      # or make -f kernels/kernels.mk ...
-# which writes bin/kernels.cuda.test, bin/preprocess-gpu.cuda.test,
-# bin/stoker (cuda build) and bin/BUILD_INFO. Then run, with the device
-# tool, from the repository root, carrying bin:
+#   make gpu-bundle
+# which packs the cuda test binaries, the cuda stoker and BUILD_INFO into
+# gpu-bundle/stoker-gpu.tar.gz (bin/ itself is too big to travel: the
+# device tool's tree limit is 64 MiB). Then run, with the device tool,
+# from the repository root, carrying gpu-bundle (the script unpacks it):
 #   bash bench/gpu/run_device.sh [stage ...]
 # Stages (default: info parity bench): info, parity, bench, stoker;
 # `run_device.sh summarise bench.txt` re-prints a bench file's summary.
@@ -26,12 +27,18 @@ status=0
 
 note() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 
-for f in kernels.cuda.test preprocess-gpu.cuda.test; do
-	if [ ! -x "$BIN/$f" ]; then
-		echo "missing $BIN/$f: build it with make gpu-test-binaries and carry bin" >&2
-		exit 2
+# need_bins unpacks the carried bundle and checks the binaries are there.
+need_bins() {
+	if [ -f "$ROOT/gpu-bundle/stoker-gpu.tar.gz" ]; then
+		mkdir -p "$BIN" && tar -xzf "$ROOT/gpu-bundle/stoker-gpu.tar.gz" -C "$BIN" || exit 2
 	fi
-done
+	for f in kernels.cuda.test preprocess-gpu.cuda.test; do
+		if [ ! -x "$BIN/$f" ]; then
+			echo "missing $BIN/$f: run make gpu-bundle and carry gpu-bundle" >&2
+			exit 2
+		fi
+	done
+}
 
 run_info() {
 	note "machine"
@@ -121,6 +128,7 @@ if [ "${1:-}" = summarise ]; then # summarise FILE: re-read a bench.txt
 	summarise_bench "$2"
 	exit
 fi
+[ "${1:-}" = summarise ] || need_bins
 for s in "${stages[@]}"; do
 	case $s in
 	info) run_info ;;

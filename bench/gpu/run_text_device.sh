@@ -5,8 +5,10 @@
 # here, plus python3 with Hugging Face `tokenizers` for the reference).
 #
 # Build first (development machine, repository root):
-#   make gpu-test-binaries     # bin/kernels.cuda.test, bin/preprocess-gpu.cuda.test, bin/BUILD_INFO
-# Then, with the device tool, from the repository root, carrying bin:
+#   make gpu-bundle            # gpu-bundle/stoker-gpu.tar.gz: the cuda test binaries and BUILD_INFO
+# Then, with the device tool, from the repository root, carrying
+# gpu-bundle (unpacked into bin/ here; bin/ itself is over the tool's
+# 64 MiB tree limit):
 #   bash bench/gpu/run_text_device.sh [stage ...]
 # Stages (default: info parity bench hf summary):
 #   info     machine, driver, build
@@ -31,9 +33,12 @@ status=0
 note() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 
 need_bins() {
+	if [ -f "$ROOT/gpu-bundle/stoker-gpu.tar.gz" ]; then
+		mkdir -p "$BIN" && tar -xzf "$ROOT/gpu-bundle/stoker-gpu.tar.gz" -C "$BIN" || exit 2
+	fi
 	for f in kernels.cuda.test preprocess-gpu.cuda.test; do
 		if [ ! -x "$BIN/$f" ]; then
-			echo "missing $BIN/$f: build it with make gpu-test-binaries and carry bin" >&2
+			echo "missing $BIN/$f: run make gpu-bundle and carry gpu-bundle" >&2
 			exit 2
 		fi
 	done

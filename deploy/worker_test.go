@@ -46,7 +46,7 @@ var knownValues = map[string][]string{
 	"outcome": {metrics.OutcomeOK, metrics.OutcomeDeadLetter, metrics.OutcomeRetry},
 	"device":  {service.DeviceCPU, service.DeviceCUDA},
 	"reason": {preprocess.ReasonEmpty, preprocess.ReasonTooLarge, preprocess.ReasonTooManyPixels, preprocess.ReasonUnsupported,
-		preprocess.ReasonCorrupt, preprocess.ReasonInvalidText, preprocess.ReasonOther, "transient", "max_deliver",
+		preprocess.ReasonCorrupt, preprocess.ReasonInvalidText, preprocess.ReasonOther, metrics.ReasonTransient, metrics.ReasonMaxDeliver,
 		kernels.ReasonOutOfMemory, kernels.ReasonDeviceLost},
 	"trigger": {string(batch.TriggerMaxItems), string(batch.TriggerMaxBytes), string(batch.TriggerMaxWait), string(batch.TriggerFlush), string(batch.TriggerRetry)},
 }

@@ -91,10 +91,11 @@ vet-cuda:
 
 # Test binaries for the device run (bench/gpu/run_device.sh runs them),
 # with bin/BUILD_INFO naming the commit they were built from.
+GPU_TEST_LDFLAGS ?=
 gpu-test-binaries:
 	@mkdir -p bin
 	for p in $(GPU_TEST_PKGS); do \
-		$(CUDA_ENV) go test -c -tags cuda -o bin/$$(echo $$p | tr / -).cuda.test ./$$p || exit 1; \
+		$(CUDA_ENV) go test -c -tags cuda -ldflags '$(GPU_TEST_LDFLAGS)' -o bin/$$(echo $$p | tr / -).cuda.test ./$$p || exit 1; \
 	done
 	@{ echo "commit: $$(git rev-parse HEAD 2>/dev/null || echo unknown)"; \
 	   echo "dirty files: $$(git status --porcelain 2>/dev/null | wc -l)"; \
@@ -106,22 +107,16 @@ gpu-test-binaries:
 # (-s -w keeps the tables Go's stack traces need) and packed into one
 # gzip tarball of ~19 MB, because the tree that travels with a device call
 # (the repository plus carried paths) must stay under 64 MiB and the
-# unpacked binaries alone are ~62 MB. bench/gpu/device_check.sh unpacks it.
+# unpacked binaries alone are ~62 MB. bench/gpu/bundle.sh unpacks it.
 # Run with the device tool: carry ["gpu-bundle"], command
 # `bash bench/gpu/device_check.sh`.
 GPU_BUNDLE      := gpu-bundle/stoker-gpu.tar.gz
-gpu-bundle:
-	@mkdir -p bin gpu-bundle
-	for p in $(GPU_TEST_PKGS); do \
-		$(CUDA_ENV) go test -c -tags cuda -ldflags '-s -w' -o bin/$$(echo $$p | tr / -).cuda.test ./$$p || exit 1; \
-	done
-	$(CUDA_ENV) go build -tags cuda -ldflags '-s -w $(LDFLAGS)' -o bin/stoker ./cmd/stoker
-	@{ echo "commit: $$(git rev-parse HEAD 2>/dev/null || echo unknown)"; \
-	   echo "dirty files: $$(git status --porcelain 2>/dev/null | wc -l)"; \
-	   echo "go: $$(go version)"; echo "built: $$(date -u +%FT%TZ)"; \
-	   echo "nvcc (PTX): $$(head -1 kernels/resize_crop_normalize.ptx)"; } > bin/BUILD_INFO
+gpu-bundle: GPU_TEST_LDFLAGS := -s -w
+gpu-bundle: gpu-test-binaries
+	$(CUDA_ENV) go build -tags cuda -ldflags '$(GPU_TEST_LDFLAGS) $(LDFLAGS)' -o bin/stoker ./cmd/stoker
+	@mkdir -p gpu-bundle
 	tar -czf $(GPU_BUNDLE) -C bin BUILD_INFO stoker kernels.cuda.test preprocess-gpu.cuda.test
-	@cat bin/BUILD_INFO; ls -l $(GPU_BUNDLE)
+	@ls -l $(GPU_BUNDLE)
 
 # On a host with libcuda.so.1 but no usable GPU (like CI with Debian's
 # libcuda1), a cuda binary must stop with cudaguard's message, before

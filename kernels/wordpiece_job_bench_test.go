@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/stoker-ml/stoker/preprocess"
 )
 
 // BenchmarkTextHostSide measures what the host does per text batch around
@@ -14,7 +16,7 @@ import (
 // rows to 100 and copies them one by one). It bounds the docs/s the GPU
 // path can reach on a machine, whatever the GPU does. With recycled=true
 // the tensors' memory comes back from the previous batch (TextJob.Alloc,
-// as preprocess.Buffers does once the worker releases a batch) instead of
+// through preprocess.Buffers, as once the worker releases a batch) instead of
 // being allocated and zeroed.
 func BenchmarkTextHostSide(b *testing.B) {
 	tb := validTables()
@@ -26,16 +28,9 @@ func BenchmarkTextHostSide(b *testing.B) {
 				b.Run(fmt.Sprintf("docs=%d/pad_longest=%v/recycled=%v", n, longest, recycled), func(b *testing.B) {
 					j := &TextJob{Docs: make([][]byte, n), Room: 126, Width: 128, Int64: true, PadLongest: longest,
 						Workers: runtime.GOMAXPROCS(0)}
-					var spare [][]byte
+					var tensors preprocess.Buffers
 					if recycled {
-						j.Alloc = func(size int) []byte {
-							if k := len(spare) - 1; k >= 0 && cap(spare[k]) >= size {
-								buf := spare[k][:size]
-								spare = spare[:k]
-								return buf
-							}
-							return make([]byte, size)
-						}
+						j.Alloc = tensors.Get
 					}
 					for i := range j.Docs {
 						j.Docs[i] = doc
@@ -53,7 +48,9 @@ func BenchmarkTextHostSide(b *testing.B) {
 						j.pack(in, p)
 						j.finish(tb, out, counts)
 						if recycled {
-							spare = append(spare, j.IDs, j.Mask, j.TypeIDs)
+							tensors.Put(j.IDs)
+							tensors.Put(j.Mask)
+							tensors.Put(j.TypeIDs)
 						}
 					}
 					b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "docs/s")

@@ -67,14 +67,12 @@ type Source struct {
 	freed chan struct{} // signalled when Next takes a message
 }
 
-func (s *Source) buffered() int {
+// BufferedBytes is the payload held fetched but not yet returned by Next.
+func (s *Source) BufferedBytes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.held
 }
-
-// BufferedBytes is the payload held fetched but not yet returned by Next.
-func (s *Source) BufferedBytes() int { return s.buffered() }
 
 // ErrSourceClosed is returned by Next once the source is stopped or
 // drained and its buffer is empty.
@@ -176,7 +174,7 @@ func (s *Source) pull(ctx context.Context) {
 			return
 		default:
 		}
-		for s.buffered() > room {
+		for s.BufferedBytes() > room {
 			select {
 			case <-s.freed:
 			case <-s.drain:

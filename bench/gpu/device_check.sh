@@ -77,20 +77,6 @@ run_step() {
 	return $rc
 }
 
-# unpack extracts the carried bundle over bin/ every time (a warm machine
-# keeps the bin/ of an earlier call, which may be older than the bundle).
-unpack() {
-	if [ -f "$ROOT/gpu-bundle/stoker-gpu.tar.gz" ]; then
-		mkdir -p "$BIN" && tar -xzf "$ROOT/gpu-bundle/stoker-gpu.tar.gz" -C "$BIN" || exit 2
-	fi
-	for f in kernels.cuda.test preprocess-gpu.cuda.test stoker; do
-		if [ ! -x "$BIN/$f" ]; then
-			echo "no $BIN/$f: run make gpu-bundle here and carry gpu-bundle" >&2
-			exit 2
-		fi
-	done
-}
-
 stage_info() {
 	note "machine"
 	{
@@ -176,7 +162,8 @@ stage_summary() {
 	} 2>&1 | tee -a "$OUT/summary.txt"
 }
 
-unpack
+. "$ROOT/bench/gpu/bundle.sh"
+unpack_bundle "$ROOT" "$BIN" kernels.cuda.test preprocess-gpu.cuda.test stoker
 for s in "${stages[@]}"; do
 	case $s in
 	info) stage_info ;;

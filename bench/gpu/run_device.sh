@@ -27,18 +27,7 @@ status=0
 
 note() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 
-# need_bins unpacks the carried bundle and checks the binaries are there.
-need_bins() {
-	if [ -f "$ROOT/gpu-bundle/stoker-gpu.tar.gz" ]; then
-		mkdir -p "$BIN" && tar -xzf "$ROOT/gpu-bundle/stoker-gpu.tar.gz" -C "$BIN" || exit 2
-	fi
-	for f in kernels.cuda.test preprocess-gpu.cuda.test; do
-		if [ ! -x "$BIN/$f" ]; then
-			echo "missing $BIN/$f: run make gpu-bundle and carry gpu-bundle" >&2
-			exit 2
-		fi
-	done
-}
+. "$ROOT/bench/gpu/bundle.sh"
 
 run_info() {
 	note "machine"
@@ -128,7 +117,7 @@ if [ "${1:-}" = summarise ]; then # summarise FILE: re-read a bench.txt
 	summarise_bench "$2"
 	exit
 fi
-[ "${1:-}" = summarise ] || need_bins
+unpack_bundle "$ROOT" "$BIN" kernels.cuda.test preprocess-gpu.cuda.test
 for s in "${stages[@]}"; do
 	case $s in
 	info) run_info ;;

@@ -32,17 +32,8 @@ status=0
 
 note() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 
-need_bins() {
-	if [ -f "$ROOT/gpu-bundle/stoker-gpu.tar.gz" ]; then
-		mkdir -p "$BIN" && tar -xzf "$ROOT/gpu-bundle/stoker-gpu.tar.gz" -C "$BIN" || exit 2
-	fi
-	for f in kernels.cuda.test preprocess-gpu.cuda.test; do
-		if [ ! -x "$BIN/$f" ]; then
-			echo "missing $BIN/$f: run make gpu-bundle and carry gpu-bundle" >&2
-			exit 2
-		fi
-	done
-}
+. "$ROOT/bench/gpu/bundle.sh"
+need_bins() { unpack_bundle "$ROOT" "$BIN" kernels.cuda.test preprocess-gpu.cuda.test; }
 
 run_info() {
 	note "machine"
@@ -132,7 +123,7 @@ run_table() {
 				printf "%8d %12.0f %9.1f %14.0f %12.0f %12.0f %9.1f %8.1fx %8.1fx\n", n, g, median(m["GPU", n]), gi, c, hf[n], hfm[n], (hf[n] > 0 ? g / hf[n] : 0), (c > 0 ? g / c : 0)
 			}
 			print "target: GPU/HF >= 20x at 10000 documents, identical ids"
-		}' "$OUT/text-bench.txt" "$OUT/text-hf.txt" 2>/dev/null
+		}' $(ls "$OUT/text-bench.txt" "$OUT/text-hf.txt" 2>/dev/null) </dev/null
 }
 
 for s in "${stages[@]}"; do

@@ -24,6 +24,14 @@ const (
 	OutcomeRetry      = "retry"
 )
 
+// Reasons of FailuresTotal and DeadLettersTotal besides the bad-input codes
+// (preprocess.Reason*) and the codes a whole-batch failure carries (a GPU's,
+// kernels.Reason*).
+const (
+	ReasonTransient  = "transient"   // a failure that may pass; the item is retried
+	ReasonMaxDeliver = "max_deliver" // retried until its deliveries ran out
+)
+
 // Metrics holds every metric family.
 type Metrics struct {
 	ItemsTotal        *prometheus.CounterVec   // pipeline, device, outcome

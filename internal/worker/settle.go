@@ -51,16 +51,16 @@ func (p *Pipeline) decide(e *entry, err error) action {
 
 // reason is the metrics label of a failure: a bad input's code, the code
 // a whole-batch failure carries (a GPU's "gpu_out_of_memory" or
-// "gpu_lost", through preprocess.Reasoner), "max_deliver", or
-// "transient".
+// "gpu_lost", through preprocess.Reasoner), metrics.ReasonMaxDeliver, or
+// metrics.ReasonTransient.
 func reason(err error) string {
 	if r := preprocess.ReasonOf(err); r != "" {
 		return r
 	}
 	if errors.Is(err, errGiveUp) {
-		return "max_deliver"
+		return metrics.ReasonMaxDeliver
 	}
-	return "transient"
+	return metrics.ReasonTransient
 }
 
 // settle carries out decide's action for one item. Failures to settle are
@@ -88,7 +88,7 @@ func (p *Pipeline) settle(ctx context.Context, e *entry, err error) {
 	case actDeadLetter:
 		r := reason(err)
 		if errors.Is(err, errTransient) {
-			r = "max_deliver"
+			r = metrics.ReasonMaxDeliver
 		}
 		p.m.FailuresTotal.WithLabelValues(p.opts.Name, r).Inc()
 		if derr := p.deadLetter(ctx, e, r, err); derr != nil {

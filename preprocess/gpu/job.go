@@ -51,11 +51,7 @@ func NewJob(spec image.Spec, imgs []*image.RGB, dst []byte) (*kernels.Job, error
 		}
 		plan := planImage(spec, img.Width, img.Height)
 		stride := img.Width * 3
-		views[i] = plan.window(&image.RGB{
-			Width: plan.x1 - plan.x0, Height: plan.y1 - plan.y0,
-			Pix: img.Pix[plan.y0*stride+plan.x0*3:],
-		})
-		views[i].Stride = stride
+		views[i] = plan.view(img.Pix[plan.y0*stride+plan.x0*3:], stride)
 	}
 	return newJob(spec, views, dst)
 }
@@ -82,11 +78,11 @@ func planImage(spec image.Spec, w, h int) *imagePlan {
 	return p
 }
 
-// window is the kernel's view of win, the pixels [x0,x1)×[y0,y1) of an
-// image planned by p: win.Pix row y starts at y*win.Width*3 unless the
-// caller sets Stride.
-func (p *imagePlan) window(win *image.RGB) kernels.Image {
-	return kernels.Image{Width: win.Width, Height: win.Height, Pix: win.Pix, X: p.x, Y: p.y}
+// view is the kernel's view of the window [x0,x1)×[y0,y1) of an image
+// planned by p: pix starts at the window's first pixel and its rows are
+// stride bytes apart (0: packed, the window's width×3).
+func (p *imagePlan) view(pix []byte, stride int) kernels.Image {
+	return kernels.Image{Width: p.x1 - p.x0, Height: p.y1 - p.y0, Pix: pix, Stride: stride, X: p.x, Y: p.y}
 }
 
 // newJob builds the job from the windows of decoded images.

@@ -98,7 +98,7 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 		}
 		b.IDs = append(b.IDs, it.ID)
 		facts = append(facts, [2]int{d.height, d.width})
-		ok = append(ok, d.plan.window(d.win))
+		ok = append(ok, d.plan.view(d.win.Pix, 0))
 	}
 	rb := 3 * p.spec.Crop * p.spec.Crop * p.spec.DType.Size()
 	// The kernel writes every element (the parity tests poison the output

@@ -275,24 +275,16 @@ type Decoder struct{ d decoder }
 func (d *Decoder) DecodeWindow(data []byte, spec Spec, window func(width, height int) (x0, y0, x1, y1 int)) (win *RGB, width, height int, err error) {
 	var x0, y0, x1, y1 int
 	var windowErr error
-	ask := func(w, h int) (int, int, int, int) {
+	img, err := d.d.decodeRegion(data, spec, func(w, h int) (int, int, int, int) {
 		x0, y0, x1, y1 = window(w, h)
 		if x0 < 0 || y0 < 0 || x1 > w || y1 > h || x0 >= x1 || y0 >= y1 {
 			windowErr = fmt.Errorf("image: window [%d,%d)x[%d,%d) is not inside the %dx%d image", x0, x1, y0, y1, w, h)
 			return 0, 0, 0, 0 // convert nothing
 		}
 		return x0, y0, x1, y1
-	}
-	asked := false
-	img, err := d.d.decodeRegion(data, spec, func(w, h int) (int, int, int, int) {
-		asked = true
-		return ask(w, h)
 	})
 	if err != nil {
 		return nil, 0, 0, err
-	}
-	if !asked { // libjpeg-turbo converts the whole image and does not ask
-		ask(img.Width, img.Height)
 	}
 	if windowErr != nil {
 		return nil, 0, 0, windowErr
@@ -319,11 +311,16 @@ func (d *decoder) decode(data []byte, s Spec) (*RGB, error) {
 	return d.decodeRegion(data, s, nil)
 }
 
-// regionFunc tells the decoder which pixels of a w×h image are needed.
+// regionFunc tells the decoder which pixels of a w×h image are needed. A
+// decoder calls it once for every image it decodes, with the image's size,
+// before returning.
 type regionFunc func(w, h int) (x0, y0, x1, y1 int)
 
 func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, error) {
 	if rgb, ok, err := d.tj.decode(data, s, &d.rgb); ok || err != nil {
+		if err == nil && region != nil {
+			region(rgb.Width, rgb.Height) // libjpeg-turbo has converted the whole image
+		}
 		return rgb, err
 	}
 	if f, _ := sniff(data); f == FormatPNM {

@@ -1,5 +1,7 @@
 package image
 
+import stdimage "image"
+
 // Binary PPM (P6, RGB) and PGM (P5, grey) with 8-bit samples: the netpbm
 // formats that carry already decoded pixels, for producers that decode
 // upstream (a video decoder's frames, a camera's raw output) and for
@@ -130,18 +132,16 @@ func (d *decoder) decodePNM(data []byte, s Spec, region regionFunc) (*RGB, error
 	if region != nil {
 		x0, y0, x1, y1 = region(w, h)
 	}
-	stride := w * 3
+	raster := data[hd.raster : hd.raster+rowBytes*h]
+	if hd.channels == 1 {
+		grey := &stdimage.Gray{Pix: raster, Stride: w, Rect: stdimage.Rect(0, 0, w, h)}
+		if err := toRGB(&d.rgb, grey, FormatPNM, x0, y0, x1, y1, &d.rows); err != nil {
+			return nil, err
+		}
+		return &d.rgb, nil
+	}
 	for y := y0; y < y1; y++ {
-		src := data[hd.raster+y*rowBytes:]
-		dst := d.rgb.Pix[y*stride:]
-		if hd.channels == 3 {
-			copy(dst[x0*3:x1*3], src[x0*3:x1*3])
-			continue
-		}
-		for x := x0; x < x1; x++ {
-			v := src[x]
-			dst[x*3], dst[x*3+1], dst[x*3+2] = v, v, v
-		}
+		copy(d.rgb.Pix[y*rowBytes+x0*3:y*rowBytes+x1*3], raster[y*rowBytes+x0*3:])
 	}
 	return &d.rgb, nil
 }

@@ -31,7 +31,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
 
 # The checks CI adds to `make test` (they need Debian packages .ci/run installs).
-ci: test test-resilience ptx-check test-emulation-sanitized vet-cuda build-cuda test-turbojpeg
+ci: test test-resilience ptx-check test-emulation-sanitized vet-cuda build-cuda test-cuda-fake test-turbojpeg
 
 test-turbojpeg:
 	CGO_ENABLED=1 $(GO) test -tags turbojpeg ./preprocess/image/...

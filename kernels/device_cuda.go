@@ -341,8 +341,14 @@ func (d *Device) setup(o *owner, nslots int) error {
 }
 
 // teardown releases everything setup and grow created, returning the first
-// error (every release is attempted).
+// error (every release is attempted). On a lost context every release
+// would fail with the error that ended it, so only the context is
+// destroyed, which releases what it held (the loss was reported when it
+// happened).
 func (o *owner) teardown() error {
+	if o.lost != nil {
+		o.slots, o.module = nil, cu.Module{}
+	}
 	var errs []error
 	keep := func(what string, err error) {
 		if err != nil {

@@ -133,9 +133,10 @@ func (d *Device) LoadWordPiece(ctx context.Context, t *WordPieceTables, slots in
 func (w *WordPiece) Tables() *WordPieceTables { return w.tables }
 
 // Close waits for the batches in flight and frees the WordPiece's device
-// and pinned memory, streams, events and module. After Device.Close there
-// is nothing left to free (the context is gone) and Close returns nil.
-// Close is idempotent; Tokenize after Close returns ErrClosed.
+// and pinned memory, streams, events and module. After Device.Close, or
+// once the device is lost, there is nothing to free here (destroying the
+// context releases it all) and Close returns nil. Close is idempotent;
+// Tokenize after Close returns ErrClosed.
 func (w *WordPiece) Close() error {
 	w.closeOnce.Do(func() {
 		close(w.closing)
@@ -143,7 +144,7 @@ func (w *WordPiece) Close() error {
 			<-w.slots
 		}
 		err := w.d.call(w.release)
-		if errors.Is(err, ErrClosed) {
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrDeviceLost) {
 			err = nil
 		}
 		w.closeErr = err

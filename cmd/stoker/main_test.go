@@ -211,11 +211,20 @@ func outputIDs(t *testing.T, c *queue.Conn) []string {
 	return ids
 }
 
+// TestDemoPrintsSummary runs the demo on the CPU, and in a cuda build on
+// the GPU (or kernels/fakecuda standing in for it: make test-cuda-fake).
 func TestDemoPrintsSummary(t *testing.T) {
+	device := "cpu"
+	if buildFlavour == "cuda build" {
+		device = "cuda"
+	}
 	var out, errb bytes.Buffer
-	code := run([]string{"demo", "--samples", "../../bench/samples", "--device", "cpu"}, &out, &errb)
+	code := run([]string{"demo", "--samples", "../../bench/samples", "--device", device}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("demo exited %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), ", device "+device+",") {
+		t.Errorf("demo did not run on %s:\n%s", device, out.String())
 	}
 	want := map[string][3]string{ // pipeline → items, dead letters, first tensor
 		"image": {"6", "1", "pixel_values F32 [3 224 224]"},

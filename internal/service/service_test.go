@@ -47,14 +47,15 @@ type running struct {
 }
 
 // startService runs the default configuration (image and text pipelines,
-// CPU) against an in-process server; edit adjusts the configuration.
+// on testDevice) against an in-process server; edit adjusts the
+// configuration.
 func startService(t *testing.T, edit func(*config.Config)) *running {
 	t.Helper()
 	srv := queuetest.RunServer(t)
 	cfg := config.Default()
 	cfg.NATS.URL = srv.ClientURL()
 	cfg.Metrics.Addr = "127.0.0.1:0"
-	cfg.Device = "cpu"
+	cfg.Device = testDevice
 	for i := range cfg.Pipelines {
 		cfg.Pipelines[i].Batch.MaxWait = 20 * time.Millisecond
 	}
@@ -83,6 +84,9 @@ func startService(t *testing.T, edit func(*config.Config)) *running {
 		cancel()
 	})
 	queuetest.WaitFor(t, 60*time.Second, svc.Ready)
+	if svc.Device() != cfg.Device {
+		t.Fatalf("service runs on %q, the test asked for %q", svc.Device(), cfg.Device)
+	}
 	return &running{svc: svc, conn: queuetest.Connect(t, srv.ClientURL()), cfg: cfg}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/stoker-ml/stoker/kernels"
 	"github.com/stoker-ml/stoker/preprocess"
@@ -82,10 +83,12 @@ func (p *Processor) shape(n int) []int {
 // whole batch failed and may pass later: the context ended or the GPU
 // failed (the error then wraps the kernels error).
 func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
+	start := time.Now()
 	decoded := make([]decodedImage, len(items))
 	if err := p.decode(ctx, items, decoded); err != nil {
 		return nil, err
 	}
+	decodedIn := time.Since(start)
 
 	b := &preprocess.Batch{Pipeline: image.PipelineName, RowFacts: map[string][]any{}}
 	facts := make([]any, 0, len(items))
@@ -104,9 +107,11 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 	// The kernel writes every element (the parity tests poison the output
 	// first), so recycled memory needs no clearing.
 	data := p.tensors.Get(len(ok) * rb)
+	var timing kernels.Timing
 	if len(ok) > 0 {
 		j, err := newJob(p.spec, ok, data)
 		if err == nil {
+			j.Timing = &timing
 			err = p.run.ResizeCropNormalize(ctx, j)
 		}
 		if err != nil {
@@ -117,6 +122,15 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 	b.OnRelease(func() { p.tensors.Put(data) })
 	b.Tensors = []preprocess.Tensor{{Name: image.TensorName, DType: p.spec.DType, Shape: p.shape(len(ok)), Data: data}}
 	b.RowFacts["original_size"] = facts
+	// The device's stages are CUDA event times: with batches in flight on
+	// other streams they overlap, so they may add up to more than the
+	// batch's wall time.
+	b.Timings = map[string]time.Duration{
+		preprocess.StageDecode:   decodedIn,
+		preprocess.StageUpload:   timing.Upload,
+		preprocess.StageKernel:   timing.Kernel,
+		preprocess.StageDownload: timing.Download,
+	}
 	return b, nil
 }
 

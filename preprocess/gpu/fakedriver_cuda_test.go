@@ -1,0 +1,298 @@
+//go:build cuda
+
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stoker-ml/stoker/kernels"
+	"github.com/stoker-ml/stoker/kernels/kernelstest"
+	"github.com/stoker-ml/stoker/preprocess"
+	"github.com/stoker-ml/stoker/preprocess/image"
+	"github.com/stoker-ml/stoker/preprocess/text"
+)
+
+// These tests run the GPU processors on kernels/fakecuda, the CPU
+// stand-in for the CUDA driver (make test-cuda-fake), and check what a GPU
+// cannot be asked: that buffers are allocated once, that batches overlap
+// on the streams, that Close gives every driver resource back, and what a
+// batch does when the driver runs out of memory or loses the context.
+// On a real GPU they skip.
+
+// gpuPipeline is one GPU processor under test with its CPU reference.
+type gpuPipeline struct {
+	name  string
+	items func(t *testing.T) []preprocess.Item
+	// open makes the processor on dev; close releases it (before dev).
+	open func(t *testing.T, dev *kernels.Device) (process func(context.Context, []preprocess.Item) (*preprocess.Batch, error), close func() error)
+	// check compares a batch of items with the CPU processor's.
+	check func(t *testing.T, items []preprocess.Item, got *preprocess.Batch)
+}
+
+func fakeDriverPipelines() []gpuPipeline {
+	textSpec := text.DefaultSpec()
+	textSpec.InvalidUTF8 = text.ReplaceInvalid
+	return []gpuPipeline{
+		{
+			name:  "image",
+			items: testItems,
+			open: func(t *testing.T, dev *kernels.Device) (func(context.Context, []preprocess.Item) (*preprocess.Batch, error), func() error) {
+				p, err := NewImageProcessor(image.DefaultSpec(), dev, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p.Process, func() error { return nil }
+			},
+			check: func(t *testing.T, items []preprocess.Item, got *preprocess.Batch) {
+				cpu, err := image.NewProcessor(image.DefaultSpec(), 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := cpu.Process(context.Background(), items)
+				if err != nil {
+					t.Fatal(err)
+				}
+				compareBatches(t, image.DefaultSpec(), got, want, false)
+			},
+		},
+		{
+			name:  "text",
+			items: func(t *testing.T) []preprocess.Item { return corpusItems(t)[:400] },
+			open: func(t *testing.T, dev *kernels.Device) (func(context.Context, []preprocess.Item) (*preprocess.Batch, error), func() error) {
+				p, err := NewTextProcessor(textSpec, dev, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p.Process, p.Close
+			},
+			check: func(t *testing.T, items []preprocess.Item, got *preprocess.Batch) {
+				cpu, err := text.NewProcessor(textSpec, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := cpu.Process(context.Background(), items)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if same := compareTextBatches(t, got, want); same != want.Len() {
+					t.Errorf("%d of %d rows differ from the CPU processor's", want.Len()-same, want.Len())
+				}
+			},
+		},
+	}
+}
+
+// openFake opens the device and the pipeline's processor; the returned
+// closer closes both and reports their errors.
+func openFake(t *testing.T, pl gpuPipeline) (func(context.Context, []preprocess.Item) (*preprocess.Batch, error), func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dev, err := kernels.Open(ctx, 0, kernels.Options{Slots: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	process, closeP := pl.open(t, dev)
+	return process, func() error { return errors.Join(closeP(), dev.Close()) }
+}
+
+// onFakeDriver runs test once for each GPU pipeline, on the fake driver.
+func onFakeDriver(t *testing.T, test func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline)) {
+	fake := kernelstest.RequireFakeDriver(t)
+	for _, pl := range fakeDriverPipelines() {
+		t.Run(pl.name, func(t *testing.T) { test(t, fake, pl) })
+	}
+}
+
+// TestFakeDriverBuffersAllocatedOnce: batches of the same size reuse
+// their slot's pinned and device buffers: no allocation per batch.
+func TestFakeDriverBuffersAllocatedOnce(t *testing.T) {
+	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
+		items := pl.items(t)
+		process, closeAll := openFake(t, pl)
+		defer closeAll()
+		// Batches one after another take the slots in turn; the first
+		// six size the buffers of every slot.
+		counters := []string{"cuMemAlloc_v2", "cuMemAllocHost_v2", "cuMemFree_v2", "cuMemFreeHost"}
+		var sized map[string]int64
+		for i := range 10 {
+			if i == 6 {
+				sized = fake.Stats(counters...)
+			}
+			b, err := process(context.Background(), items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pl.check(t, items, b)
+			b.Release()
+		}
+		for k, v := range fake.Stats(counters...) {
+			if v != sized[k] {
+				t.Errorf("%s called %d more times by 4 batches of the same size after every slot was sized", k, v-sized[k])
+			}
+		}
+	})
+}
+
+// TestFakeDriverCloseReleasesEverything: after Close, every allocation,
+// stream, event, module and context is given back by stoker itself.
+func TestFakeDriverCloseReleasesEverything(t *testing.T) {
+	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
+		before := fake.Stats(kernelstest.LiveResources...)
+		process, closeAll := openFake(t, pl)
+		b, err := process(context.Background(), pl.items(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+		if fake.Stat("live_streams") <= before["live_streams"] || fake.Stat("live_device_bytes") <= before["live_device_bytes"] {
+			t.Fatalf("the open processor holds no stream or device memory: %v", fake.Stats(kernelstest.LiveResources...))
+		}
+		if err := closeAll(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		fake.CheckReleased(t, before)
+	})
+}
+
+// TestFakeDriverReportsStageTimings: each batch says how long it spent
+// decoding on the CPU and uploading, in the kernels and downloading on the
+// device (CUDA events), for the bench's breakdown.
+func TestFakeDriverReportsStageTimings(t *testing.T) {
+	onFakeDriver(t, func(t *testing.T, _ *kernelstest.FakeDriver, pl gpuPipeline) {
+		process, closeAll := openFake(t, pl)
+		defer closeAll()
+		b, err := process(context.Background(), pl.items(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Release()
+		for _, stage := range []string{preprocess.StageDecode, preprocess.StageUpload, preprocess.StageKernel, preprocess.StageDownload} {
+			if d, ok := b.Timings[stage]; !ok || d <= 0 {
+				t.Errorf("stage %s: %v (reported: %v)", stage, d, ok)
+			}
+		}
+	})
+}
+
+// TestFakeDriverBatchesOverlap: with every copy and launch slowed down,
+// batches submitted from several goroutines must be in flight on
+// different streams at the same moment (upload of one while another's
+// kernel runs), not one after another.
+func TestFakeDriverBatchesOverlap(t *testing.T) {
+	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
+		items := pl.items(t)
+		process, closeAll := openFake(t, pl)
+		defer closeAll()
+		// First batches size the buffers of every slot.
+		warm(t, process, items, 3)
+		fake.SetDelay(t, 20*time.Millisecond)
+		fake.ResetMaxBusyStreams()
+		warm(t, process, items, 3)
+		if got := fake.Stat("max_busy_streams"); got < 2 {
+			t.Errorf("at most %d stream(s) ran work at once with 3 batches in flight; want at least 2", got)
+		}
+	})
+}
+
+// warm runs n batches of items at once from n goroutines.
+func warm(t *testing.T, process func(context.Context, []preprocess.Item) (*preprocess.Batch, error), items []preprocess.Item, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := process(context.Background(), items)
+			if err == nil {
+				b.Release()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFakeDriverOutOfMemoryFailsOnlyThatBatch: a batch whose device
+// buffers cannot be allocated fails with ErrOutOfMemory (transient, not
+// bad input, not a lost device), and the next batch runs and is right.
+func TestFakeDriverOutOfMemoryFailsOnlyThatBatch(t *testing.T) {
+	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
+		items := pl.items(t)
+		before := fake.Stats(kernelstest.LiveResources...)
+		process, closeAll := openFake(t, pl)
+		fake.Fail(t, "cuMemAlloc_v2", 2, kernelstest.CUDAErrorOutOfMemory, false)
+		_, err := process(context.Background(), items)
+		if !errors.Is(err, kernels.ErrOutOfMemory) || errors.Is(err, kernels.ErrDeviceLost) || errors.Is(err, preprocess.ErrBadInput) {
+			t.Fatalf("batch with a failed allocation: %v; want ErrOutOfMemory only", err)
+		}
+		b, err := process(context.Background(), items)
+		if err != nil {
+			t.Fatalf("batch after the failed allocation: %v", err)
+		}
+		pl.check(t, items, b)
+		b.Release()
+		if err := closeAll(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		fake.CheckReleased(t, before)
+	})
+}
+
+// TestFakeDriverLostContext: a fault that ends the CUDA context (a kernel
+// that faults while it runs, a launch the driver refuses as failed, a
+// copy that faults) fails the batch with ErrDeviceLost, every later batch
+// fails the same way without touching the device, and Close returns nil
+// and gives back every resource (by destroying the context).
+func TestFakeDriverLostContext(t *testing.T) {
+	faults := []struct {
+		call  string
+		code  int
+		async bool
+	}{
+		{"cuLaunchKernel", kernelstest.CUDAErrorLaunchFailed, true},
+		{"cuLaunchKernel", kernelstest.CUDAErrorIllegalAddress, false},
+		{"cuMemcpyHtoDAsync_v2", kernelstest.CUDAErrorIllegalAddress, true},
+	}
+	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
+		for _, f := range faults {
+			t.Run(fmt.Sprintf("%s/%d/async=%v", f.call, f.code, f.async), func(t *testing.T) {
+				items := pl.items(t)
+				before := fake.Stats(kernelstest.LiveResources...)
+				process, closeAll := openFake(t, pl)
+				fake.Fail(t, f.call, 1, f.code, f.async)
+				_, err := process(context.Background(), items)
+				if !errors.Is(err, kernels.ErrDeviceLost) || errors.Is(err, preprocess.ErrBadInput) {
+					t.Fatalf("batch that met the fault: %v; want ErrDeviceLost", err)
+				}
+				launches := fake.Stat("cuLaunchKernel")
+				if _, err := process(context.Background(), items); !errors.Is(err, kernels.ErrDeviceLost) {
+					t.Errorf("batch after the loss: %v; want ErrDeviceLost", err)
+				}
+				if n := fake.Stat("cuLaunchKernel") - launches; n != 0 {
+					t.Errorf("%d kernels launched on the lost context", n)
+				}
+				done := make(chan error, 1)
+				go func() { done <- closeAll() }()
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Errorf("Close after the loss: %v; want nil (the loss was reported by the batch)", err)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatal("Close after the loss has not returned in 30 s")
+				}
+				fake.CheckReleased(t, before)
+			})
+		}
+	})
+}

@@ -52,13 +52,13 @@ func (d *Device) MeasureCeilings(ctx context.Context, bytes, reps int) (Ceilings
 			}
 		}()
 		if host, err = allocPinned(bytes); err != nil {
-			return fmt.Errorf("kernels: allocate %d MiB pinned for the bandwidth test: %w", bytes>>20, err)
+			return fmt.Errorf("kernels: allocate %s pinned for the bandwidth test: %w", byteSize(bytes), err)
 		}
 		if a, err = cu.MemAlloc(int64(bytes)); err != nil {
-			return fmt.Errorf("kernels: allocate %d MiB on the device for the bandwidth test: %w", bytes>>20, err)
+			return fmt.Errorf("kernels: allocate %s on the device for the bandwidth test: %w", byteSize(bytes), err)
 		}
 		if b, err = cu.MemAlloc(int64(bytes)); err != nil {
-			return fmt.Errorf("kernels: allocate %d MiB on the device for the bandwidth test: %w", bytes>>20, err)
+			return fmt.Errorf("kernels: allocate %s on the device for the bandwidth test: %w", byteSize(bytes), err)
 		}
 		if stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
 			return fmt.Errorf("kernels: create the bandwidth test's stream: %w", err)

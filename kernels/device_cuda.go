@@ -27,8 +27,11 @@ const Built = true
 
 // Device is one GPU. One goroutine, locked to its OS thread, owns the CUDA
 // context, the module, the streams and every buffer, and makes every driver
-// call; the methods send it requests. A Device is safe for concurrent use:
-// up to Options.Slots batches are in flight at once, the rest wait.
+// call; the methods send it requests. It never blocks on a batch: it queues
+// each batch on its slot's stream as soon as it is handed one and polls
+// the batches in flight (see own). A Device is safe for concurrent use:
+// up to Options.Slots image batches (and each WordPiece's slots of text
+// batches) are in flight at once, the rest wait for a slot.
 type Device struct {
 	ordinal     int
 	name        string
@@ -43,13 +46,78 @@ type Device struct {
 	closeErr  error // set by the owner before done is closed
 }
 
-// slot is one batch's worth of resources. A caller holds a slot from
-// taking it off Device.slots until it puts it back; the owner goroutine
-// touches it only while a request for it is being served.
+// flight is what the owner goroutine needs to run one batch on a stream
+// and answer its caller. Image slots and text slots embed one; the owner
+// starts batches of either kind as they come and finishes them in the
+// order it started them, never blocking on one while another could be
+// queued.
+type flight struct {
+	name   string // "stream 2", "wordpiece stream 0": for errors
+	stream cu.Stream
+	events [4]cu.Event // before upload, after upload, after kernels, after download
+	result chan error  // buffered 1: the outcome of the run request
+	timing Timing      // Upload, Kernel and Download of the last batch
+	what   string      // the batch being run, for errors: "batch of 12 images"
+}
+
+// batchRun is a packed batch on its slot, ready for the owner goroutine.
+type batchRun interface {
+	inFlight() *flight
+	// enqueue queues the batch's upload, kernels and download on the
+	// flight's stream, recording events 1 and 2 after the upload and
+	// after the kernels; owner thread.
+	enqueue() error
+}
+
+func (f *flight) inFlight() *flight { return f }
+
+// create makes the flight's stream and events; owner thread.
+func (f *flight) create(name string) error {
+	f.name, f.result = name, make(chan error, 1)
+	var err error
+	if f.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
+		return fmt.Errorf("kernels: create %s: %w", name, err)
+	}
+	for k := range f.events {
+		if f.events[k], err = cu.MakeEvent(cu.DefaultEvent); err != nil {
+			return fmt.Errorf("kernels: create event %d of %s: %w", k, name, err)
+		}
+	}
+	return nil
+}
+
+// destroy releases what create made; owner thread.
+func (f *flight) destroy() error {
+	var errs []error
+	for k := range f.events {
+		if f.events[k] != (cu.Event{}) {
+			if err := cu.DestroyEvent(&f.events[k]); err != nil {
+				errs = append(errs, fmt.Errorf("kernels: destroy event %d of %s: %w", k, f.name, err))
+			}
+		}
+	}
+	if f.stream != (cu.Stream{}) {
+		if err := f.stream.Destroy(); err != nil {
+			errs = append(errs, fmt.Errorf("kernels: destroy %s: %w", f.name, err))
+		}
+		f.stream = cu.Stream{}
+	}
+	return errors.Join(errs...)
+}
+
+// record records event k on the flight's stream; owner thread.
+func (f *flight) record(k int) error {
+	if err := f.events[k].Record(f.stream); err != nil {
+		return fmt.Errorf("kernels: record event %d on %s: %w", k, f.name, err)
+	}
+	return nil
+}
+
+// slot is one image batch's worth of resources. A caller holds a slot
+// from taking it off Device.slots until it puts it back; the owner
+// goroutine touches it only while a request for it is being served.
 type slot struct {
-	index   int
-	stream  cu.Stream
-	events  [4]cu.Event // before upload, after upload, after kernel, after download
+	flight
 	hostIn  unsafe.Pointer
 	hostOut unsafe.Pointer
 	devIn   cu.DevicePtr
@@ -57,20 +125,20 @@ type slot struct {
 	inCap   int
 	outCap  int
 
+	kernel cu.Function
+
 	// The batch being run.
 	job     *Job
 	packing Packing
 	args    [15]uint64
 	params  [15]unsafe.Pointer
-	timing  Timing
-	result  chan error // buffered 1: the outcome of the run request
 }
 
 // request is work for the owner goroutine: either fn (run on the owner
-// thread, answered on reply) or a batch to start on run.
+// thread, answered on reply) or a batch to start.
 type request struct {
 	fn    func() error
-	run   *slot
+	run   batchRun
 	reply chan error
 }
 
@@ -195,22 +263,31 @@ func (d *Device) ResizeCropNormalize(ctx context.Context, j *Job) error {
 	}
 	j.Pack(unsafe.Slice((*byte)(s.hostIn), p.Size), d.packWorkers)
 	s.job, s.packing = j, p
-	select {
-	case d.reqs <- request{run: s}:
-	case <-d.quit:
-		return ErrClosed
-	}
-	// The owner always answers a run it accepted, even when closing, so
-	// the slot is never reused while the GPU may still touch it.
-	if err := <-s.result; err != nil {
+	s.what = fmt.Sprintf("batch of %d images", len(j.Images))
+	defer func() { s.job = nil }()
+	if err := d.submit(s); err != nil {
 		return err
 	}
 	copy(j.Dst[:out], unsafe.Slice((*byte)(s.hostOut), out))
 	if j.Timing != nil {
-		*j.Timing = s.timing
+		t := s.timing
+		t.InputBytes, t.OutputBytes = int64(p.Size), int64(out)
+		t.KernelReadBytes, t.KernelWriteBytes = j.kernelTraffic(p)
+		*j.Timing = t
 	}
-	s.job = nil
 	return nil
+}
+
+// submit hands a packed batch to the owner goroutine and waits until it
+// has run. The owner always answers a batch it accepted, even when
+// closing, so the slot is never reused while the GPU may still touch it.
+func (d *Device) submit(r batchRun) error {
+	select {
+	case d.reqs <- request{run: r}:
+	case <-d.quit:
+		return ErrClosed
+	}
+	return <-r.inFlight().result
 }
 
 // call runs fn on the owner goroutine and returns its error.
@@ -239,33 +316,49 @@ func (d *Device) own(nslots int, ready chan<- error) {
 	}
 	ready <- nil
 
-	var inflight []*slot
+	// The owner never blocks on a batch: it starts every batch it is
+	// handed at once (the upload of one overlaps the kernels and download
+	// of those before it, on their own streams) and polls the batches in
+	// flight, answering each caller as its batch completes, in whatever
+	// order they complete. The poll interval starts at pollMin after any
+	// progress and doubles to pollMax while nothing completes.
+	var inflight []*flight
+	poll := time.NewTimer(time.Hour)
+	poll.Stop()
+	wait := pollMin
 	for {
 		if len(inflight) == 0 {
 			select {
 			case r := <-d.reqs:
 				inflight = d.serve(o, r, inflight)
+				wait = pollMin
 				continue
 			case <-d.quit:
 			}
 		} else {
+			if n := len(inflight); d.reap(o, &inflight) < n {
+				wait = pollMin
+				continue
+			}
+			poll.Reset(wait)
 			select {
 			case r := <-d.reqs:
+				poll.Stop()
 				inflight = d.serve(o, r, inflight)
+				wait = pollMin
+				continue
+			case <-poll.C:
+				wait = min(2*wait, pollMax)
 				continue
 			case <-d.quit:
-			default:
-				// Nothing new to start: wait for the oldest batch.
-				d.finish(o, inflight[0])
-				inflight = inflight[1:]
-				continue
+				poll.Stop()
 			}
 		}
 		// Closing: finish what was started, wait until every caller has
 		// given its slot back (callers see quit and stop before packing or
 		// submitting), then release everything.
-		for _, s := range inflight {
-			d.finish(o, s)
+		for _, f := range inflight {
+			d.finish(o, f)
 		}
 		for range o.slots {
 			<-d.slots
@@ -276,7 +369,33 @@ func (d *Device) own(nslots int, ready chan<- error) {
 	}
 }
 
-func (d *Device) serve(o *owner, r request, inflight []*slot) []*slot {
+// How often the owner asks the driver whether a batch in flight is done:
+// pollMin right after progress, doubling to pollMax. A batch answered up
+// to pollMax late costs its caller that much latency, not the GPU any
+// work: the batches queued behind it keep the streams busy.
+const (
+	pollMin = 20 * time.Microsecond
+	pollMax = 250 * time.Microsecond
+)
+
+// reap finishes every batch in flight whose last event has completed (or
+// whose query failed: finish reports it) and keeps the others; it returns
+// how many are left.
+func (d *Device) reap(o *owner, inflight *[]*flight) int {
+	keep := (*inflight)[:0]
+	for _, f := range *inflight {
+		if err := f.events[3].Query(); errors.Is(err, cu.NotReady) {
+			keep = append(keep, f)
+			continue
+		}
+		d.finish(o, f)
+	}
+	clear((*inflight)[len(keep):])
+	*inflight = keep
+	return len(keep)
+}
+
+func (d *Device) serve(o *owner, r request, inflight []*flight) []*flight {
 	if r.fn != nil {
 		if o.lost != nil {
 			r.reply <- o.lost
@@ -285,21 +404,21 @@ func (d *Device) serve(o *owner, r request, inflight []*slot) []*slot {
 		r.reply <- o.check(r.fn())
 		return inflight
 	}
-	s := r.run
+	f := r.run.inFlight()
 	if o.lost != nil {
-		s.result <- o.lost
+		f.result <- o.lost
 		return inflight
 	}
-	if err := o.check(d.start(o, s)); err != nil {
+	if err := o.check(start(r.run)); err != nil {
 		// Work already queued on the stream must end before the slot is
 		// reused; a failed synchronize means the context is gone anyway.
-		if serr := s.stream.Synchronize(); serr != nil && o.lost == nil {
-			o.lost = fmt.Errorf("kernels: synchronize stream %d after a failed start: %w: %w", s.index, ErrDeviceLost, serr)
+		if serr := f.stream.Synchronize(); serr != nil && o.lost == nil {
+			o.lost = fmt.Errorf("kernels: synchronize %s after a failed start: %w: %w", f.name, ErrDeviceLost, serr)
 		}
-		s.result <- err
+		f.result <- err
 		return inflight
 	}
-	return append(inflight, s)
+	return append(inflight, f)
 }
 
 // setup creates the context, module, kernel, streams and events.
@@ -323,15 +442,10 @@ func (d *Device) setup(o *owner, nslots int) error {
 		return fmt.Errorf("kernels: find resize_crop_normalize in the loaded module: %w", err)
 	}
 	for i := 0; i < nslots; i++ {
-		s := &slot{index: i, result: make(chan error, 1)}
+		s := &slot{kernel: o.kernel}
 		o.slots = append(o.slots, s)
-		if s.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
-			return fmt.Errorf("kernels: create stream %d: %w", i, err)
-		}
-		for k := range s.events {
-			if s.events[k], err = cu.MakeEvent(cu.DefaultEvent); err != nil {
-				return fmt.Errorf("kernels: create event %d of stream %d: %w", k, i, err)
-			}
+		if err := s.create(fmt.Sprintf("stream %d", i)); err != nil {
+			return err
 		}
 		for k := range s.params {
 			s.params[k] = unsafe.Pointer(&s.args[k])
@@ -356,14 +470,9 @@ func (o *owner) teardown() error {
 		}
 	}
 	for _, s := range o.slots {
-		keep(fmt.Sprintf("free buffers of stream %d", s.index), freeSlot(s))
-		for k := range s.events {
-			if s.events[k] != (cu.Event{}) {
-				keep("destroy event", cu.DestroyEvent(&s.events[k]))
-			}
-		}
-		if s.stream != (cu.Stream{}) {
-			keep("destroy stream", s.stream.Destroy())
+		keep("free buffers of "+s.name, freeSlot(s))
+		if err := s.destroy(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	o.slots = nil
@@ -400,38 +509,46 @@ func (d *Device) grow(s *slot, in, out int) error {
 	}
 	in, out = max(in+in/8, s.inCap), max(out+out/8, s.outCap)
 	if err := freeSlot(s); err != nil {
-		return fmt.Errorf("kernels: free the buffers of stream %d before growing them: %w", s.index, err)
+		return fmt.Errorf("kernels: free the buffers of %s before growing them: %w", s.name, err)
 	}
 	var err error
 	if s.hostIn, err = allocPinned(in); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of pinned host memory for batch input: %w", in>>20, err)
+		return fmt.Errorf("kernels: allocate %s of pinned host memory for batch input: %w", byteSize(in), err)
 	}
 	if s.hostOut, err = allocPinned(out); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of pinned host memory for batch output: %w", out>>20, err)
+		return fmt.Errorf("kernels: allocate %s of pinned host memory for batch output: %w", byteSize(out), err)
 	}
 	if s.devIn, err = cu.MemAlloc(int64(in)); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of device memory for batch input: %w", in>>20, err)
+		return fmt.Errorf("kernels: allocate %s of device memory for batch input: %w", byteSize(in), err)
 	}
 	if s.devOut, err = cu.MemAlloc(int64(out)); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of device memory for batch output: %w", out>>20, err)
+		return fmt.Errorf("kernels: allocate %s of device memory for batch output: %w", byteSize(out), err)
 	}
 	s.inCap, s.outCap = in, out
 	return nil
 }
 
-// start queues upload, kernel and download of s's batch on its stream,
-// with events around each step.
-func (d *Device) start(o *owner, s *slot) error {
+// start queues a batch on its stream between the flight's events.
+func start(r batchRun) error {
+	f := r.inFlight()
+	if err := f.record(0); err != nil {
+		return err
+	}
+	if err := r.enqueue(); err != nil {
+		return err
+	}
+	return f.record(3)
+}
+
+// enqueue queues upload, kernel and download of the slot's image batch.
+func (s *slot) enqueue() error {
 	j, p := s.job, s.packing
 	out := int64(j.OutputBytes())
-	if err := s.events[0].Record(s.stream); err != nil {
-		return fmt.Errorf("kernels: record the start event on stream %d: %w", s.index, err)
-	}
 	if err := cu.MemcpyHtoDAsync(s.devIn, s.hostIn, int64(p.Size), s.stream); err != nil {
 		return fmt.Errorf("kernels: copy %d bytes of batch input (%d images) to the device: %w", p.Size, len(j.Images), err)
 	}
-	if err := s.events[1].Record(s.stream); err != nil {
-		return fmt.Errorf("kernels: record the upload event on stream %d: %w", s.index, err)
+	if err := s.record(1); err != nil {
+		return err
 	}
 	in := uint64(s.devIn)
 	s.args = [15]uint64{
@@ -441,48 +558,35 @@ func (d *Device) start(o *owner, s *slot) error {
 		uint64(math.Float32bits(j.Std[0])), uint64(math.Float32bits(j.Std[1])), uint64(math.Float32bits(j.Std[2])),
 	}
 	grid, block := Geometry(j)
-	if err := o.kernel.Launch(grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, s.stream, s.params[:]); err != nil {
+	if err := s.kernel.Launch(grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, s.stream, s.params[:]); err != nil {
 		return fmt.Errorf("kernels: launch resize_crop_normalize (grid %v, block %v, %d images, %dx%d %v %v): %w",
 			grid, block, len(j.Images), j.OutW, j.OutH, j.Layout, j.DType, err)
 	}
-	if err := s.events[2].Record(s.stream); err != nil {
-		return fmt.Errorf("kernels: record the kernel event on stream %d: %w", s.index, err)
+	if err := s.record(2); err != nil {
+		return err
 	}
 	if err := cu.MemcpyDtoHAsync(s.hostOut, s.devOut, out, s.stream); err != nil {
 		return fmt.Errorf("kernels: copy %d bytes of batch output from the device: %w", out, err)
 	}
-	if err := s.events[3].Record(s.stream); err != nil {
-		return fmt.Errorf("kernels: record the download event on stream %d: %w", s.index, err)
-	}
 	return nil
 }
 
-// finish waits for s's batch and answers its caller.
-func (d *Device) finish(o *owner, s *slot) {
-	err := s.events[3].Synchronize()
-	if err != nil {
-		err = o.check(fmt.Errorf("kernels: wait for batch of %d images on stream %d: %w", len(s.job.Images), s.index, err))
-		s.result <- err
+// finish waits for a started batch, reads its times and answers its
+// caller.
+func (d *Device) finish(o *owner, f *flight) {
+	if err := f.events[3].Synchronize(); err != nil {
+		f.result <- o.check(fmt.Errorf("kernels: wait for the %s on %s: %w", f.what, f.name, err))
 		return
 	}
 	ms := func(a, b int) time.Duration {
-		v, err := s.events[a].Elapsed(s.events[b])
+		v, err := f.events[a].Elapsed(f.events[b])
 		if err != nil {
 			return -1
 		}
 		return time.Duration(v * float64(time.Millisecond))
 	}
-	read, write := s.job.kernelTraffic(s.packing)
-	s.timing = Timing{
-		Upload:           ms(0, 1),
-		Kernel:           ms(1, 2),
-		Download:         ms(2, 3),
-		InputBytes:       int64(s.packing.Size),
-		OutputBytes:      int64(s.job.OutputBytes()),
-		KernelReadBytes:  read,
-		KernelWriteBytes: write,
-	}
-	s.result <- nil
+	f.timing = Timing{Upload: ms(0, 1), Kernel: ms(1, 2), Download: ms(2, 3)}
+	f.result <- nil
 }
 
 // check classifies a driver error: out of memory wraps ErrOutOfMemory;

@@ -1,6 +1,9 @@
 package kernels
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrNoCUDA is returned by Open and Available in a build without the cuda
 // tag.
@@ -35,3 +38,20 @@ func (e *gpuError) Error() string { return e.msg }
 
 // Reason is the failure's metrics label.
 func (e *gpuError) Reason() string { return e.reason }
+
+// byteSize writes n bytes for an error message: "512 B", "4.0 KiB",
+// "147.2 MiB", "1.5 GiB".
+func byteSize(n int) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, suffix := float64(n)/unit, "KiB"
+	for _, s := range []string{"MiB", "GiB", "TiB"} {
+		if v < unit {
+			break
+		}
+		v, suffix = v/unit, s
+	}
+	return fmt.Sprintf("%.1f %s", v, suffix)
+}

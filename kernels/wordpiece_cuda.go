@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -41,11 +40,11 @@ type WordPiece struct {
 	closeErr  error
 }
 
-// textSlot is one batch's worth of resources of a WordPiece.
+// textSlot is one batch's worth of resources of a WordPiece. The owner
+// goroutine runs its batches as it runs image batches (see flight).
 type textSlot struct {
-	index   int
-	stream  cu.Stream
-	events  [4]cu.Event // before upload, after upload, after kernels, after download
+	flight
+	w       *WordPiece
 	hostIn  unsafe.Pointer
 	hostOut unsafe.Pointer
 	devIn   cu.DevicePtr
@@ -59,6 +58,11 @@ type textSlot struct {
 	tokPar  [7]unsafe.Pointer
 	asmArgs [13]uint64
 	asmPar  [13]unsafe.Pointer
+
+	// The batch being run.
+	job      *TextJob
+	packing  textPacking
+	outBytes int // ids, mask, type ids and lengths; the span counts follow
 }
 
 // LoadWordPiece uploads t to the device and prepares `slots` batches in
@@ -92,21 +96,16 @@ func (d *Device) LoadWordPiece(ctx context.Context, t *WordPieceTables, slots in
 			return fmt.Errorf("kernels: find wp_assemble in the loaded module: %w", err)
 		}
 		if w.blob, err = cu.MemAlloc(int64(len(blob))); err != nil {
-			return fmt.Errorf("kernels: allocate %d KiB of device memory for the wordpiece tables: %w", len(blob)>>10, err)
+			return fmt.Errorf("kernels: allocate %s of device memory for the wordpiece tables: %w", byteSize(len(blob)), err)
 		}
 		if err = cu.MemcpyHtoD(w.blob, unsafe.Pointer(&blob[0]), int64(len(blob))); err != nil {
-			return fmt.Errorf("kernels: upload %d KiB of wordpiece tables: %w", len(blob)>>10, err)
+			return fmt.Errorf("kernels: upload %s of wordpiece tables: %w", byteSize(len(blob)), err)
 		}
 		for i := 0; i < slots; i++ {
-			s := &textSlot{index: i}
+			s := &textSlot{w: w}
 			w.all = append(w.all, s)
-			if s.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
-				return fmt.Errorf("kernels: create wordpiece stream %d: %w", i, err)
-			}
-			for k := range s.events {
-				if s.events[k], err = cu.MakeEvent(cu.DefaultEvent); err != nil {
-					return fmt.Errorf("kernels: create event %d of wordpiece stream %d: %w", k, i, err)
-				}
+			if err := s.create(fmt.Sprintf("wordpiece stream %d", i)); err != nil {
+				return err
 			}
 			for k := range s.tokPar {
 				s.tokPar[k] = unsafe.Pointer(&s.tokArgs[k])
@@ -156,15 +155,7 @@ func (w *WordPiece) Close() error {
 func (w *WordPiece) release() error {
 	var errs []error
 	for _, s := range w.all {
-		errs = append(errs, freeTextSlot(s))
-		for k := range s.events {
-			if s.events[k] != (cu.Event{}) {
-				errs = append(errs, cu.DestroyEvent(&s.events[k]))
-			}
-		}
-		if s.stream != (cu.Stream{}) {
-			errs = append(errs, s.stream.Destroy())
-		}
+		errs = append(errs, freeTextSlot(s), s.destroy())
 	}
 	w.all = nil
 	if w.blob != 0 {
@@ -203,23 +194,23 @@ func (s *textSlot) grow(in, tmp, out int) error {
 	}
 	in, tmp, out = max(in+in/8, s.inCap), max(tmp+tmp/8, s.tmpCap), max(out+out/8, s.outCap)
 	if err := freeTextSlot(s); err != nil {
-		return fmt.Errorf("kernels: free the buffers of wordpiece stream %d before growing them: %w", s.index, err)
+		return fmt.Errorf("kernels: free the buffers of %s before growing them: %w", s.name, err)
 	}
 	var err error
 	if s.hostIn, err = allocPinned(in); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of pinned host memory for text input: %w", in>>20, err)
+		return fmt.Errorf("kernels: allocate %s of pinned host memory for text input: %w", byteSize(in), err)
 	}
 	if s.hostOut, err = allocPinned(out); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of pinned host memory for token output: %w", out>>20, err)
+		return fmt.Errorf("kernels: allocate %s of pinned host memory for token output: %w", byteSize(out), err)
 	}
 	if s.devIn, err = cu.MemAlloc(int64(in)); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of device memory for text input: %w", in>>20, err)
+		return fmt.Errorf("kernels: allocate %s of device memory for text input: %w", byteSize(in), err)
 	}
 	if s.devTmp, err = cu.MemAlloc(int64(tmp)); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of device memory for span token ids: %w", tmp>>20, err)
+		return fmt.Errorf("kernels: allocate %s of device memory for span token ids: %w", byteSize(tmp), err)
 	}
 	if s.devOut, err = cu.MemAlloc(int64(out)); err != nil {
-		return fmt.Errorf("kernels: allocate %d MiB of device memory for token output: %w", out>>20, err)
+		return fmt.Errorf("kernels: allocate %s of device memory for token output: %w", byteSize(out), err)
 	}
 	s.inCap, s.tmpCap, s.outCap = in, tmp, out
 	return nil
@@ -227,11 +218,12 @@ func (s *textSlot) grow(in, tmp, out int) error {
 
 // Tokenize runs both WordPiece kernels on the batch j and fills its
 // results: it packs the documents into a free slot's pinned buffer on the
-// calling goroutine, then (on the owner goroutine) queues the upload,
-// wp_tokenize, wp_assemble and the download on the slot's stream, and
-// waits for them. Up to Slots batches run at once, so one batch's upload
-// overlaps another's kernels. Errors wrap ErrOutOfMemory, ErrDeviceLost
-// or ErrClosed as ResizeCropNormalize's do.
+// calling goroutine, then the owner goroutine queues the upload,
+// wp_tokenize, wp_assemble and the download on the slot's stream, as it
+// does image batches (see flight), and answers when they are done. Up to
+// Slots batches run at once, so one batch's upload overlaps another's
+// kernels. Errors wrap ErrOutOfMemory, ErrDeviceLost or ErrClosed as
+// ResizeCropNormalize's do.
 func (w *WordPiece) Tokenize(ctx context.Context, j *TextJob) error {
 	if err := j.validate(w.tables); err != nil {
 		return err
@@ -262,85 +254,62 @@ func (w *WordPiece) Tokenize(ctx context.Context, j *TextJob) error {
 		}
 	}
 	j.pack(unsafe.Slice((*byte)(s.hostIn), p.Size), p)
-	rows := len(j.Docs)
-	es := 4
-	id64 := uint64(0)
-	if j.Int64 {
-		es, id64 = 8, 1
-	}
-	tokBlocks, asmBlocks := textGeometry(j, p)
-	err := w.d.call(func() error {
-		if err := s.events[0].Record(s.stream); err != nil {
-			return fmt.Errorf("kernels: record the start event on wordpiece stream %d: %w", s.index, err)
-		}
-		if err := cu.MemcpyHtoDAsync(s.devIn, s.hostIn, int64(p.Size), s.stream); err != nil {
-			return fmt.Errorf("kernels: copy %d bytes of text (%d documents) to the device: %w", p.Size, rows, err)
-		}
-		if err := s.events[1].Record(s.stream); err != nil {
-			return fmt.Errorf("kernels: record the upload event on wordpiece stream %d: %w", s.index, err)
-		}
-		in, tmp, out := uint64(s.devIn), uint64(s.devTmp), uint64(s.devOut)
-		counts := tmp + uint64(4*p.Spans*p.Cap)
-		if p.Spans > 0 {
-			s.tokArgs = [7]uint64{uint64(w.blob), in, uint64(p.SpansOffset), uint64(p.Spans), uint64(p.Cap), tmp, counts}
-			if err := w.tokenize.Launch(tokBlocks, 1, 1, TokenizeBlock, 1, 1, 0, s.stream, s.tokPar[:]); err != nil {
-				return fmt.Errorf("kernels: launch wp_tokenize (%d blocks, %d spans): %w", tokBlocks, p.Spans, err)
-			}
-		}
-		s.asmArgs = [13]uint64{uint64(w.blob), in, uint64(p.RowsOffset), uint64(p.PiecesOffset), uint64(rows),
-			uint64(j.Width), uint64(j.Room), id64, tmp, counts, uint64(p.Cap), out, out + uint64(3*rows*j.Width*es)}
-		if err := w.assemble.Launch(asmBlocks, 1, 1, AssembleBlock, 1, 1, 0, s.stream, s.asmPar[:]); err != nil {
-			return fmt.Errorf("kernels: launch wp_assemble (%d blocks, %d rows of %d): %w", asmBlocks, rows, j.Width, err)
-		}
-		if err := s.events[2].Record(s.stream); err != nil {
-			return fmt.Errorf("kernels: record the kernel event on wordpiece stream %d: %w", s.index, err)
-		}
-		if err := cu.MemcpyDtoHAsync(s.hostOut, s.devOut, int64(outBytes), s.stream); err != nil {
-			return fmt.Errorf("kernels: copy %d bytes of token output from the device: %w", outBytes, err)
-		}
-		if countsBytes > 0 {
-			if err := cu.MemcpyDtoHAsync(unsafe.Add(s.hostOut, outBytes), cu.DevicePtr(counts), int64(countsBytes), s.stream); err != nil {
-				return fmt.Errorf("kernels: copy %d bytes of span counts from the device: %w", countsBytes, err)
-			}
-		}
-		if err := s.events[3].Record(s.stream); err != nil {
-			return fmt.Errorf("kernels: record the download event on wordpiece stream %d: %w", s.index, err)
-		}
-		return nil
-	})
-	if err != nil {
-		// Work already queued must end before the slot is reused.
-		if serr := w.d.call(func() error { return s.stream.Synchronize() }); serr != nil {
-			err = errors.Join(err, serr)
-		}
+	s.job, s.packing, s.outBytes = j, p, outBytes
+	s.what = fmt.Sprintf("text batch of %d documents", len(j.Docs))
+	defer func() { s.job = nil }()
+	if err := w.d.submit(s); err != nil {
 		return err
 	}
-	// Waiting on the owner goroutine blocks other requests for the time
-	// the batch still runs; batches queued before keep the GPU busy.
-	var timing Timing
-	err = w.d.call(func() error {
-		if err := s.events[3].Synchronize(); err != nil {
-			return fmt.Errorf("kernels: wait for the text batch of %d documents on wordpiece stream %d: %w", rows, s.index, err)
-		}
-		ms := func(a, b int) time.Duration {
-			v, err := s.events[a].Elapsed(s.events[b])
-			if err != nil {
-				return -1
-			}
-			return time.Duration(v * float64(time.Millisecond))
-		}
-		timing = Timing{Upload: ms(0, 1), Kernel: ms(1, 2), Download: ms(2, 3),
-			InputBytes: int64(p.Size), OutputBytes: int64(outBytes + countsBytes),
-			KernelReadBytes: int64(p.Size), KernelWriteBytes: int64(outBytes + tmpBytes)}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	timing := s.timing
+	timing.InputBytes, timing.OutputBytes = int64(p.Size), int64(outBytes+countsBytes)
+	timing.KernelReadBytes, timing.KernelWriteBytes = int64(p.Size), int64(outBytes+tmpBytes)
 	host := unsafe.Slice((*byte)(s.hostOut), outBytes+countsBytes)
 	j.finish(w.tables, host[:outBytes], host[outBytes:])
 	if j.Timing != nil {
 		*j.Timing = timing
+	}
+	return nil
+}
+
+// enqueue queues the upload, both kernels and the download of the slot's
+// text batch; owner thread.
+func (s *textSlot) enqueue() error {
+	j, p, w := s.job, s.packing, s.w
+	rows := len(j.Docs)
+	es, id64 := 4, uint64(0)
+	if j.Int64 {
+		es, id64 = 8, 1
+	}
+	if err := cu.MemcpyHtoDAsync(s.devIn, s.hostIn, int64(p.Size), s.stream); err != nil {
+		return fmt.Errorf("kernels: copy %d bytes of text (%d documents) to the device: %w", p.Size, rows, err)
+	}
+	if err := s.record(1); err != nil {
+		return err
+	}
+	tokBlocks, asmBlocks := textGeometry(j, p)
+	in, tmp, out := uint64(s.devIn), uint64(s.devTmp), uint64(s.devOut)
+	counts := tmp + uint64(4*p.Spans*p.Cap)
+	if p.Spans > 0 {
+		s.tokArgs = [7]uint64{uint64(w.blob), in, uint64(p.SpansOffset), uint64(p.Spans), uint64(p.Cap), tmp, counts}
+		if err := w.tokenize.Launch(tokBlocks, 1, 1, TokenizeBlock, 1, 1, 0, s.stream, s.tokPar[:]); err != nil {
+			return fmt.Errorf("kernels: launch wp_tokenize (%d blocks, %d spans): %w", tokBlocks, p.Spans, err)
+		}
+	}
+	s.asmArgs = [13]uint64{uint64(w.blob), in, uint64(p.RowsOffset), uint64(p.PiecesOffset), uint64(rows),
+		uint64(j.Width), uint64(j.Room), id64, tmp, counts, uint64(p.Cap), out, out + uint64(3*rows*j.Width*es)}
+	if err := w.assemble.Launch(asmBlocks, 1, 1, AssembleBlock, 1, 1, 0, s.stream, s.asmPar[:]); err != nil {
+		return fmt.Errorf("kernels: launch wp_assemble (%d blocks, %d rows of %d): %w", asmBlocks, rows, j.Width, err)
+	}
+	if err := s.record(2); err != nil {
+		return err
+	}
+	if err := cu.MemcpyDtoHAsync(s.hostOut, s.devOut, int64(s.outBytes), s.stream); err != nil {
+		return fmt.Errorf("kernels: copy %d bytes of token output from the device: %w", s.outBytes, err)
+	}
+	if countsBytes := 4 * p.Spans; countsBytes > 0 {
+		if err := cu.MemcpyDtoHAsync(unsafe.Add(s.hostOut, s.outBytes), cu.DevicePtr(counts), int64(countsBytes), s.stream); err != nil {
+			return fmt.Errorf("kernels: copy %d bytes of span counts from the device: %w", countsBytes, err)
+		}
 	}
 	return nil
 }

@@ -38,13 +38,34 @@ type echoProcessor struct {
 	flakyErr  error // the whole-batch error; nil: "device busy"
 	batches   []int
 	released  int // batches the worker released
+
+	// hold, when set, makes every batch after the first wait until it is
+	// closed (at most holdLimit); firstDone, when set, is closed by the
+	// first batch.
+	hold      <-chan struct{}
+	firstDone chan struct{}
+	firstOnce sync.Once
 }
+
+const holdLimit = 10 * time.Second
 
 func (p *echoProcessor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
 	p.mu.Lock()
+	earlier := len(p.batches)
 	p.batches = append(p.batches, len(items))
 	fail := p.failFlaky
 	p.mu.Unlock()
+	if p.firstDone != nil {
+		p.firstOnce.Do(func() { close(p.firstDone) })
+	}
+	if p.hold != nil && earlier > 0 {
+		select {
+		case <-p.hold:
+		case <-time.After(holdLimit):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	out := &preprocess.Batch{Pipeline: "echo", RowFacts: map[string][]any{"len": nil}}
 	out.OnRelease(func() {
 		p.mu.Lock()
@@ -376,9 +397,14 @@ func TestTwoWorkersSplitWithoutLossOrDuplicates(t *testing.T) {
 		items[i] = fmt.Sprintf("v%d", i)
 	}
 	h.publish(items...)
-	p1, p2 := &echoProcessor{width: 4}, &echoProcessor{width: 4}
-	_, stop1 := h.start(p1, nil)
-	_, stop2 := h.start(p2, nil)
+	// Worker 1 would take every item before worker 2 has started: after
+	// its first batch it waits for worker 2's first, and each worker
+	// fetches only a few items ahead, so the rest stay for worker 2.
+	gate := make(chan struct{})
+	p1, p2 := &echoProcessor{width: 4, hold: gate}, &echoProcessor{width: 4, firstDone: gate}
+	fewAhead := func(_ *worker.Options, so *queue.SourceOptions) { so.BufferMessages, so.BufferBytes = 8, 64 }
+	_, stop1 := h.start(p1, fewAhead)
+	_, stop2 := h.start(p2, fewAhead)
 	h.waitOutputs(n)
 	stop1()
 	stop2()

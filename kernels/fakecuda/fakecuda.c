@@ -130,6 +130,8 @@ static int g_initialised;
 static size_t g_memory_cap = (size_t)8 << 30;
 static size_t g_device_bytes, g_device_peak, g_pinned_bytes;
 static long g_delay_us;
+static int g_paused; /* streams start no new work while set */
+static pthread_cond_t g_pause_cv = PTHREAD_COND_INITIALIZER;
 
 /* Every live stream, for cuMemFree's, cuCtxSynchronize's and cuCtxDestroy's waits. */
 static struct fc_stream **g_streams;
@@ -715,6 +717,8 @@ static void *fc_stream_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 
 		pthread_mutex_lock(&g_mu);
+		while (g_paused)
+			pthread_cond_wait(&g_pause_cv, &g_mu);
 		if (++g_busy_streams > g_max_busy_streams)
 			g_max_busy_streams = g_busy_streams;
 		long delay = op->kind == FC_OP_EVENT ? 0 : g_delay_us;
@@ -1512,5 +1516,16 @@ FC_API void stoker_fakecuda_set_delay_us(long us)
 {
 	pthread_mutex_lock(&g_mu);
 	g_delay_us = us;
+	pthread_mutex_unlock(&g_mu);
+}
+
+/* stoker_fakecuda_pause(1) holds every stream before its next copy,
+ * launch or event record; stoker_fakecuda_pause(0) lets them go on. A
+ * test uses it to keep a batch in flight for as long as it needs. */
+FC_API void stoker_fakecuda_pause(int on)
+{
+	pthread_mutex_lock(&g_mu);
+	g_paused = on;
+	pthread_cond_broadcast(&g_pause_cv);
 	pthread_mutex_unlock(&g_mu);
 }

@@ -11,12 +11,14 @@ typedef int (*fail_fn)(const char *, long, int, int);
 typedef long long (*stat_fn)(const char *);
 typedef void (*reset_fn)(void);
 typedef void (*delay_fn)(long);
+typedef void (*pause_fn)(int);
 
 static void *fake_sym(const char *name) { return dlsym(RTLD_DEFAULT, name); }
 static int fake_fail(void *f, const char *call, long nth, int code, int async) { return ((fail_fn)f)(call, nth, code, async); }
 static long long fake_stat(void *f, const char *name) { return ((stat_fn)f)(name); }
 static void fake_reset(void *f) { ((reset_fn)f)(); }
 static void fake_delay(void *f, long us) { ((delay_fn)f)(us); }
+static void fake_pause(void *f, int on) { ((pause_fn)f)(on); }
 */
 import "C"
 
@@ -38,7 +40,7 @@ const (
 // `-tags cuda` test binary run with LD_LIBRARY_PATH=bin/fakecuda, as
 // `make test-cuda-fake` runs them).
 type FakeDriver struct {
-	fail, stat, reset, delay unsafe.Pointer
+	fail, stat, reset, delay, pause unsafe.Pointer
 }
 
 // LoadFakeDriver returns the fake driver, or false when the process runs
@@ -54,8 +56,9 @@ func LoadFakeDriver() (*FakeDriver, bool) {
 		stat:  sym("stoker_fakecuda_stat"),
 		reset: sym("stoker_fakecuda_reset_max_busy_streams"),
 		delay: sym("stoker_fakecuda_set_delay_us"),
+		pause: sym("stoker_fakecuda_pause"),
 	}
-	if f.fail == nil || f.stat == nil || f.reset == nil || f.delay == nil {
+	if f.fail == nil || f.stat == nil || f.reset == nil || f.delay == nil || f.pause == nil {
 		return nil, false
 	}
 	return f, true
@@ -117,6 +120,17 @@ func (f *FakeDriver) SetDelay(t testing.TB, d time.Duration) {
 	C.fake_delay(f.delay, C.long(d.Microseconds()))
 	t.Cleanup(func() { C.fake_delay(f.delay, 0) })
 }
+
+// Pause holds every stream before its next copy, launch or event record
+// until Resume (or the end of the test): the batches queued stay in
+// flight.
+func (f *FakeDriver) Pause(t testing.TB) {
+	C.fake_pause(f.pause, 1)
+	t.Cleanup(f.Resume)
+}
+
+// Resume lets the streams held by Pause go on.
+func (f *FakeDriver) Resume() { C.fake_pause(f.pause, 0) }
 
 // LiveResources names the counters that must be back where they were once
 // everything opened has been closed.

@@ -222,6 +222,60 @@ func warm(t *testing.T, process func(context.Context, []preprocess.Item) (*prepr
 	}
 }
 
+// TestFakeDriverStartsBatchesWhileOthersRun: a batch handed to the
+// device while another is still running is queued on its own stream at
+// once, not after the running one completes (the owner goroutine never
+// blocks on a batch). The streams are held so that the first batch stays
+// in flight until the second has been queued.
+func TestFakeDriverStartsBatchesWhileOthersRun(t *testing.T) {
+	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
+		items := pl.items(t)
+		process, closeAll := openFake(t, pl)
+		defer closeAll()
+		uploads := func() int64 { return fake.Stat("cuMemcpyHtoDAsync_v2") }
+		waitUploads := func(n int64, what string) bool {
+			deadline := time.Now().Add(10 * time.Second)
+			for uploads() < n {
+				if time.Now().After(deadline) {
+					t.Errorf("%s: %d uploads queued after 10 s, want %d", what, uploads(), n)
+					return false
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return true
+		}
+		base := uploads()
+		fake.Pause(t)
+		type outcome struct {
+			b   *preprocess.Batch
+			err error
+		}
+		done := make(chan outcome, 2)
+		launched := 0
+		run := func() {
+			launched++
+			go func() {
+				b, err := process(context.Background(), items)
+				done <- outcome{b, err}
+			}()
+		}
+		run()
+		if waitUploads(base+1, "first batch") {
+			run()
+			waitUploads(base+2, "second batch, while the first is in flight")
+		}
+		fake.Resume()
+		for range launched {
+			o := <-done
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			pl.check(t, items, o.b)
+			o.b.Release()
+		}
+	})
+}
+
 // TestFakeDriverOutOfMemoryFailsOnlyThatBatch: a batch whose device
 // buffers cannot be allocated fails with ErrOutOfMemory (transient, not
 // bad input, not a lost device), and the next batch runs and is right.

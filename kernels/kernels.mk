@@ -33,7 +33,7 @@ CUDA_ENV        := CGO_ENABLED=1 CGO_CFLAGS="-I$(CUDA_INCLUDE) -Wno-deprecated-d
 CUDA_PKGS       := ./kernels/... ./preprocess/gpu/...
 GPU_TEST_PKGS   := kernels preprocess/gpu
 
-.PHONY: ptx ptx-check test-emulation test-emulation-sanitized build-cuda vet-cuda gpu-test-binaries gpu-bundle cuda-guard-check fakecuda test-cuda-fake
+.PHONY: ptx ptx-check test-emulation test-emulation-sanitized build-cuda vet-cuda gpu-test-binaries gpu-bundle cuda-guard-check fakecuda test-cuda-fake gpu-dry-run
 
 ptx: $(KERNEL_PTX)
 
@@ -147,3 +147,14 @@ test-cuda-fake: fakecuda
 	$(FAKECUDA_ENV) $(CUDA_ENV) go test -tags cuda -count=1 ./...
 	$(FAKECUDA_ENV) STOKER_FAKECUDA_DELAY_US=200 $(CUDA_ENV) go test -tags cuda -race -short -count=1 \
 		./kernels/... ./preprocess/gpu/ ./internal/service/ ./cmd/stoker/
+
+# The device run rehearsed here: the bundle's cuda binaries on fakecuda,
+# through bench/gpu/device_check.sh, results in bin/dry-run-results. It
+# proves the script, the bundle and the cuda code paths work together;
+# its speeds are the single-threaded emulation's, not a GPU's (the
+# image-bench stage times out), and compute-sanitizer and Hugging Face's
+# tokenizers are missing here. About 6 minutes.
+gpu-dry-run: gpu-bundle fakecuda
+	LD_LIBRARY_PATH=$(CURDIR)/$(FAKECUDA_DIR) BIN=$(CURDIR)/bin/dry-run OUT=$(CURDIR)/bin/dry-run-results \
+		BUDGET=$${BUDGET:-420} bash bench/gpu/device_check.sh; \
+	echo "gpu-dry-run: results in bin/dry-run-results (exit $$?; stages that need a GPU's speed or tools fail here)"

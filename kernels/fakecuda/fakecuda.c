@@ -31,8 +31,8 @@
  */
 #define _GNU_SOURCE
 #include <cuda.h>
-#include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,7 +163,6 @@ static struct fc_fault *g_faults;
 
 static void fc_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#include <stdarg.h>
 static void fc_log(const char *fmt, ...)
 {
 	va_list ap;

@@ -257,7 +257,8 @@ func (d *Device) ResizeCropNormalize(ctx context.Context, j *Job) error {
 	p := j.Packing()
 	out := j.OutputBytes()
 	if s.inCap < p.Size || s.outCap < out {
-		if err := d.call(func() error { return d.grow(s, p.Size, out) }); err != nil {
+		grow := func() error { return d.grow(s, p.Size, out) }
+		if err := d.call(func() error { return growReclaiming(grow, d.slots, freeSlot) }); err != nil {
 			return err
 		}
 	}
@@ -503,7 +504,7 @@ func freeSlot(s *slot) error {
 
 // grow reallocates a slot's buffers so that they hold in and out bytes,
 // with an eighth of headroom so that slightly bigger batches reuse them.
-func (d *Device) grow(s *slot, in, out int) error {
+func (d *Device) grow(s *slot, in, out int) (err error) {
 	if s.inCap >= in && s.outCap >= out {
 		return nil
 	}
@@ -511,7 +512,7 @@ func (d *Device) grow(s *slot, in, out int) error {
 	if err := freeSlot(s); err != nil {
 		return fmt.Errorf("kernels: free the buffers of %s before growing them: %w", s.name, err)
 	}
-	var err error
+	defer keepNothingOnError(&err, func() error { return freeSlot(s) })
 	if s.hostIn, err = allocPinned(in); err != nil {
 		return fmt.Errorf("kernels: allocate %s of pinned host memory for batch input: %w", byteSize(in), err)
 	}
@@ -526,6 +527,51 @@ func (d *Device) grow(s *slot, in, out int) error {
 	}
 	s.inCap, s.outCap = in, out
 	return nil
+}
+
+// growReclaiming runs grow; when the device or the host is out of pinned
+// or device memory, it frees the buffers of the slots in idle (those no
+// caller holds: their next batch allocates them again) and runs grow once
+// more. A GPU shared with a trainer gets its memory back from stoker's
+// idle buffers before a batch fails. Owner thread.
+func growReclaiming[S any](grow func() error, idle chan S, free func(S) error) error {
+	err := grow()
+	if err == nil || !errors.Is(err, cu.OutOfMemory) {
+		return err
+	}
+	var held []S
+	for len(held) < cap(idle) {
+		select {
+		case s := <-idle:
+			held = append(held, s)
+			continue
+		default:
+		}
+		break
+	}
+	var ferr []error
+	for _, s := range held {
+		ferr = append(ferr, free(s))
+		idle <- s
+	}
+	if len(held) == 0 {
+		return err
+	}
+	if e := errors.Join(ferr...); e != nil {
+		return errors.Join(err, e)
+	}
+	return grow()
+}
+
+// keepNothingOnError releases a slot's buffers when a grow failed part
+// way: what it did allocate would otherwise stay stranded, out of reach
+// of the other slots, until the slot's next batch.
+func keepNothingOnError(err *error, free func() error) {
+	if *err != nil {
+		if ferr := free(); ferr != nil {
+			*err = errors.Join(*err, ferr)
+		}
+	}
 }
 
 // start queues a batch on its stream between the flight's events.

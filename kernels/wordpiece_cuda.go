@@ -188,7 +188,7 @@ func freeTextSlot(s *textSlot) error {
 
 // grow reallocates a slot's buffers to hold in, tmp and out bytes, with an
 // eighth of headroom; owner thread.
-func (s *textSlot) grow(in, tmp, out int) error {
+func (s *textSlot) grow(in, tmp, out int) (err error) {
 	if s.inCap >= in && s.tmpCap >= tmp && s.outCap >= out {
 		return nil
 	}
@@ -196,7 +196,7 @@ func (s *textSlot) grow(in, tmp, out int) error {
 	if err := freeTextSlot(s); err != nil {
 		return fmt.Errorf("kernels: free the buffers of %s before growing them: %w", s.name, err)
 	}
-	var err error
+	defer keepNothingOnError(&err, func() error { return freeTextSlot(s) })
 	if s.hostIn, err = allocPinned(in); err != nil {
 		return fmt.Errorf("kernels: allocate %s of pinned host memory for text input: %w", byteSize(in), err)
 	}
@@ -249,7 +249,8 @@ func (w *WordPiece) Tokenize(ctx context.Context, j *TextJob) error {
 	// refuses 0 bytes.
 	tmpBytes := max(p.scratchBytes(), 64)
 	if s.inCap < p.Size || s.tmpCap < tmpBytes || s.outCap < outBytes+countsBytes {
-		if err := w.d.call(func() error { return s.grow(p.Size, tmpBytes, outBytes+countsBytes) }); err != nil {
+		grow := func() error { return s.grow(p.Size, tmpBytes, outBytes+countsBytes) }
+		if err := w.d.call(func() error { return growReclaiming(grow, w.slots, freeTextSlot) }); err != nil {
 			return err
 		}
 	}

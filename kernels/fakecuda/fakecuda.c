@@ -590,7 +590,7 @@ static CUresult fc_allocate(const char *name, int kind, size_t size, void **out)
 	CUresult r = fc_begin_locked(name, &c, NULL);
 	if (r == CUDA_SUCCESS && size == 0)
 		r = CUDA_ERROR_INVALID_VALUE;
-	if (r == CUDA_SUCCESS && kind == FC_DEVICE_MEMORY && size > g_memory_cap - g_device_bytes)
+	if (r == CUDA_SUCCESS && kind == FC_DEVICE_MEMORY && (g_device_bytes > g_memory_cap || size > g_memory_cap - g_device_bytes))
 		r = CUDA_ERROR_OUT_OF_MEMORY;
 	void *m = NULL;
 	if (r == CUDA_SUCCESS && posix_memalign(&m, kind == FC_DEVICE_MEMORY ? 256 : 4096, size) != 0)
@@ -660,7 +660,7 @@ FC_API CUresult cuMemGetInfo(size_t *free_bytes, size_t *total)
 	pthread_mutex_lock(&g_mu);
 	CUresult r = fc_begin_locked("cuMemGetInfo_v2", &c, NULL);
 	if (r == CUDA_SUCCESS) {
-		*free_bytes = g_memory_cap - g_device_bytes;
+		*free_bytes = g_device_bytes < g_memory_cap ? g_memory_cap - g_device_bytes : 0;
 		*total = g_memory_cap;
 	}
 	pthread_mutex_unlock(&g_mu);
@@ -1526,5 +1526,14 @@ FC_API void stoker_fakecuda_pause(int on)
 	pthread_mutex_lock(&g_mu);
 	g_paused = on;
 	pthread_cond_broadcast(&g_pause_cv);
+	pthread_mutex_unlock(&g_mu);
+}
+
+/* stoker_fakecuda_set_memory caps device memory at `bytes` from now on
+ * (allocations already made stay). */
+FC_API void stoker_fakecuda_set_memory(unsigned long long bytes)
+{
+	pthread_mutex_lock(&g_mu);
+	g_memory_cap = (size_t)bytes;
 	pthread_mutex_unlock(&g_mu);
 }

@@ -12,6 +12,7 @@ typedef long long (*stat_fn)(const char *);
 typedef void (*reset_fn)(void);
 typedef void (*delay_fn)(long);
 typedef void (*pause_fn)(int);
+typedef void (*memory_fn)(unsigned long long);
 
 static void *fake_sym(const char *name) { return dlsym(RTLD_DEFAULT, name); }
 static int fake_fail(void *f, const char *call, long nth, int code, int async) { return ((fail_fn)f)(call, nth, code, async); }
@@ -19,6 +20,7 @@ static long long fake_stat(void *f, const char *name) { return ((stat_fn)f)(name
 static void fake_reset(void *f) { ((reset_fn)f)(); }
 static void fake_delay(void *f, long us) { ((delay_fn)f)(us); }
 static void fake_pause(void *f, int on) { ((pause_fn)f)(on); }
+static void fake_memory(void *f, unsigned long long n) { ((memory_fn)f)(n); }
 */
 import "C"
 
@@ -40,7 +42,7 @@ const (
 // `-tags cuda` test binary run with LD_LIBRARY_PATH=bin/fakecuda, as
 // `make test-cuda-fake` runs them).
 type FakeDriver struct {
-	fail, stat, reset, delay, pause unsafe.Pointer
+	fail, stat, reset, delay, pause, memory unsafe.Pointer
 }
 
 // LoadFakeDriver returns the fake driver, or false when the process runs
@@ -52,13 +54,14 @@ func LoadFakeDriver() (*FakeDriver, bool) {
 		return C.fake_sym(c)
 	}
 	f := &FakeDriver{
-		fail:  sym("stoker_fakecuda_fail"),
-		stat:  sym("stoker_fakecuda_stat"),
-		reset: sym("stoker_fakecuda_reset_max_busy_streams"),
-		delay: sym("stoker_fakecuda_set_delay_us"),
-		pause: sym("stoker_fakecuda_pause"),
+		fail:   sym("stoker_fakecuda_fail"),
+		stat:   sym("stoker_fakecuda_stat"),
+		reset:  sym("stoker_fakecuda_reset_max_busy_streams"),
+		delay:  sym("stoker_fakecuda_set_delay_us"),
+		pause:  sym("stoker_fakecuda_pause"),
+		memory: sym("stoker_fakecuda_set_memory"),
 	}
-	if f.fail == nil || f.stat == nil || f.reset == nil || f.delay == nil || f.pause == nil {
+	if f.fail == nil || f.stat == nil || f.reset == nil || f.delay == nil || f.pause == nil || f.memory == nil {
 		return nil, false
 	}
 	return f, true
@@ -131,6 +134,13 @@ func (f *FakeDriver) Pause(t testing.TB) {
 
 // Resume lets the streams held by Pause go on.
 func (f *FakeDriver) Resume() { C.fake_pause(f.pause, 0) }
+
+// SetMemory caps the device's memory at bytes until the test ends (the
+// default cap is 8 GiB); allocations already made stay.
+func (f *FakeDriver) SetMemory(t testing.TB, bytes int64) {
+	C.fake_memory(f.memory, C.ulonglong(bytes))
+	t.Cleanup(func() { C.fake_memory(f.memory, 8<<30) })
+}
 
 // LiveResources names the counters that must be back where they were once
 // everything opened has been closed.

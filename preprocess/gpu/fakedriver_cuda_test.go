@@ -278,20 +278,32 @@ func TestFakeDriverStartsBatchesWhileOthersRun(t *testing.T) {
 
 // TestFakeDriverOutOfMemoryFailsOnlyThatBatch: a batch whose device
 // buffers cannot be allocated fails with ErrOutOfMemory (transient, not
-// bad input, not a lost device), and the next batch runs and is right.
+// bad input, not a lost device) and holds no memory afterwards, and the
+// next batch runs and is right.
 func TestFakeDriverOutOfMemoryFailsOnlyThatBatch(t *testing.T) {
 	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
 		items := pl.items(t)
 		before := fake.Stats(kernelstest.LiveResources...)
 		process, closeAll := openFake(t, pl)
-		fake.Fail(t, "cuMemAlloc_v2", 2, kernelstest.CUDAErrorOutOfMemory, false)
+		held := fake.Stats("live_device_bytes", "live_pinned_bytes")
+		// Not a byte of device memory left (the pinned host buffers still
+		// come): the first batch's buffers cannot be allocated.
+		fake.SetMemory(t, held["live_device_bytes"])
 		_, err := process(context.Background(), items)
 		if !errors.Is(err, kernels.ErrOutOfMemory) || errors.Is(err, kernels.ErrDeviceLost) || errors.Is(err, preprocess.ErrBadInput) {
 			t.Fatalf("batch with a failed allocation: %v; want ErrOutOfMemory only", err)
 		}
+		// What the failed batch did allocate is given back at once, not
+		// kept from the other slots until this one's next batch.
+		for k, v := range fake.Stats("live_device_bytes", "live_pinned_bytes") {
+			if v != held[k] {
+				t.Errorf("%s = %d after the failed batch, %d before it", k, v, held[k])
+			}
+		}
+		fake.SetMemory(t, 8<<30)
 		b, err := process(context.Background(), items)
 		if err != nil {
-			t.Fatalf("batch after the failed allocation: %v", err)
+			t.Fatalf("batch after the failed allocation, memory free again: %v", err)
 		}
 		pl.check(t, items, b)
 		b.Release()
@@ -299,6 +311,37 @@ func TestFakeDriverOutOfMemoryFailsOnlyThatBatch(t *testing.T) {
 			t.Fatalf("Close: %v", err)
 		}
 		fake.CheckReleased(t, before)
+	})
+}
+
+// TestFakeDriverReclaimsIdleBuffers: when the device is out of memory
+// (another process on the GPU took it), a batch that needs bigger buffers
+// gets them from the buffers of the idle slots instead of failing.
+func TestFakeDriverReclaimsIdleBuffers(t *testing.T) {
+	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
+		items := pl.items(t)
+		process, closeAll := openFake(t, pl)
+		defer closeAll()
+		base := fake.Stat("live_device_bytes")
+		b, err := process(context.Background(), items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+		live := fake.Stat("live_device_bytes")
+		slot := live - base // one slot's device buffers
+		// The next batch takes the next slot, which needs as much again:
+		// only half of that is free.
+		fake.SetMemory(t, live+slot/2)
+		b, err = process(context.Background(), items)
+		if err != nil {
+			t.Fatalf("batch on a device with room for half its buffers plus an idle slot's: %v", err)
+		}
+		pl.check(t, items, b)
+		b.Release()
+		if got := fake.Stat("live_device_bytes"); got > live+slot/2 {
+			t.Errorf("%d device bytes held, over the cap of %d", got, live+slot/2)
+		}
 	})
 }
 

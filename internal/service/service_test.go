@@ -195,7 +195,14 @@ func streamMessages(t *testing.T, c *queue.Conn, stream string) []*jetstream.Raw
 }
 
 func TestImagesMatchTorchvisionGoldens(t *testing.T) {
-	r := startService(t, nil)
+	checkImagesMatchGoldens(t, startService(t, nil))
+}
+
+// checkImagesMatchGoldens publishes the sample images to r and checks
+// that every decodable one is published within tolerance of torchvision
+// and the truncated one is dead-lettered as corrupt.
+func checkImagesMatchGoldens(t *testing.T, r *running) {
+	t.Helper()
 	files, err := filepath.Glob(filepath.Join(samples, "images", "*"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no sample images: %v", err)

@@ -48,9 +48,8 @@ type Device struct {
 
 // flight is what the owner goroutine needs to run one batch on a stream
 // and answer its caller. Image slots and text slots embed one; the owner
-// starts batches of either kind as they come and finishes them in the
-// order it started them, never blocking on one while another could be
-// queued.
+// starts batches of either kind as they come and answers each as it
+// completes, never blocking on one while another could be queued.
 type flight struct {
 	name   string // "stream 2", "wordpiece stream 0": for errors
 	stream cu.Stream

@@ -222,6 +222,80 @@ func warm(t *testing.T, process func(context.Context, []preprocess.Item) (*prepr
 	}
 }
 
+// batches runs batches of items on their own goroutines while the fake
+// driver's streams are held (Pause), waits until each has queued its
+// upload, and collects their outcomes.
+type batches struct {
+	t       *testing.T
+	fake    *kernelstest.FakeDriver
+	process func(context.Context, []preprocess.Item) (*preprocess.Batch, error)
+	items   []preprocess.Item
+	base    int64 // uploads queued before the first batch
+	started int
+	done    chan outcome
+}
+
+type outcome struct {
+	b   *preprocess.Batch
+	err error
+}
+
+func holdBatches(t *testing.T, fake *kernelstest.FakeDriver, process func(context.Context, []preprocess.Item) (*preprocess.Batch, error), items []preprocess.Item) *batches {
+	fake.Pause(t)
+	return &batches{t: t, fake: fake, process: process, items: items,
+		base: fake.Stat("cuMemcpyHtoDAsync_v2"), done: make(chan outcome, 8)}
+}
+
+// start runs one more batch and reports whether its upload was queued
+// within 10 s (every batch uploads once).
+func (bs *batches) start(what string) bool {
+	bs.started++
+	go func() {
+		b, err := bs.process(context.Background(), bs.items)
+		bs.done <- outcome{b, err}
+	}()
+	want := bs.base + int64(bs.started)
+	deadline := time.Now().Add(10 * time.Second)
+	for bs.fake.Stat("cuMemcpyHtoDAsync_v2") < want {
+		if time.Now().After(deadline) {
+			bs.t.Errorf("%s: %d uploads queued after 10 s, want %d", what, bs.fake.Stat("cuMemcpyHtoDAsync_v2")-bs.base, bs.started)
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// finish lets the streams go on and checks every batch's result.
+func (bs *batches) finish(check func(t *testing.T, items []preprocess.Item, got *preprocess.Batch)) {
+	bs.fake.Resume()
+	for range bs.started {
+		o := <-bs.done
+		if o.err != nil {
+			bs.t.Fatal(o.err)
+		}
+		check(bs.t, bs.items, o.b)
+		o.b.Release()
+	}
+}
+
+// closeWithin runs closeAll on its own goroutine; the returned wait fails
+// t unless it has returned nil within 30 s.
+func closeWithin(t *testing.T, closeAll func() error) (closed <-chan error, wait func(what string)) {
+	ch := make(chan error, 1)
+	go func() { ch <- closeAll() }()
+	return ch, func(what string) {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Errorf("Close %s: %v; want nil", what, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("Close %s has not returned in 30 s", what)
+		}
+	}
+}
+
 // TestFakeDriverStartsBatchesWhileOthersRun: a batch handed to the
 // device while another is still running is queued on its own stream at
 // once, not after the running one completes (the owner goroutine never
@@ -232,47 +306,37 @@ func TestFakeDriverStartsBatchesWhileOthersRun(t *testing.T) {
 		items := pl.items(t)
 		process, closeAll := openFake(t, pl)
 		defer closeAll()
-		uploads := func() int64 { return fake.Stat("cuMemcpyHtoDAsync_v2") }
-		waitUploads := func(n int64, what string) bool {
-			deadline := time.Now().Add(10 * time.Second)
-			for uploads() < n {
-				if time.Now().After(deadline) {
-					t.Errorf("%s: %d uploads queued after 10 s, want %d", what, uploads(), n)
-					return false
-				}
-				time.Sleep(time.Millisecond)
-			}
-			return true
+		bs := holdBatches(t, fake, process, items)
+		if bs.start("first batch") {
+			bs.start("second batch, while the first is in flight")
 		}
-		base := uploads()
-		fake.Pause(t)
-		type outcome struct {
-			b   *preprocess.Batch
-			err error
+		bs.finish(pl.check)
+	})
+}
+
+// TestFakeDriverCloseWithBatchesInFlight: Close while batches are queued
+// on the streams waits for them (their callers get their results), then
+// releases everything; it does not free memory the device still uses.
+func TestFakeDriverCloseWithBatchesInFlight(t *testing.T) {
+	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
+		items := pl.items(t)
+		before := fake.Stats(kernelstest.LiveResources...)
+		process, closeAll := openFake(t, pl)
+		bs := holdBatches(t, fake, process, items)
+		if !bs.start("first batch") || !bs.start("second batch") {
+			bs.finish(pl.check)
+			closeAll()
+			return
 		}
-		done := make(chan outcome, 2)
-		launched := 0
-		run := func() {
-			launched++
-			go func() {
-				b, err := process(context.Background(), items)
-				done <- outcome{b, err}
-			}()
+		closed, wait := closeWithin(t, closeAll)
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned (%v) while two batches were still on the streams", err)
+		case <-time.After(50 * time.Millisecond):
 		}
-		run()
-		if waitUploads(base+1, "first batch") {
-			run()
-			waitUploads(base+2, "second batch, while the first is in flight")
-		}
-		fake.Resume()
-		for range launched {
-			o := <-done
-			if o.err != nil {
-				t.Fatal(o.err)
-			}
-			pl.check(t, items, o.b)
-			o.b.Release()
-		}
+		bs.finish(pl.check)
+		wait("with batches in flight")
+		fake.CheckReleased(t, before)
 	})
 }
 
@@ -378,16 +442,9 @@ func TestFakeDriverLostContext(t *testing.T) {
 				if n := fake.Stat("cuLaunchKernel") - launches; n != 0 {
 					t.Errorf("%d kernels launched on the lost context", n)
 				}
-				done := make(chan error, 1)
-				go func() { done <- closeAll() }()
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Errorf("Close after the loss: %v; want nil (the loss was reported by the batch)", err)
-					}
-				case <-time.After(30 * time.Second):
-					t.Fatal("Close after the loss has not returned in 30 s")
-				}
+				// The loss was reported by the batch; Close has nothing to add.
+				_, wait := closeWithin(t, closeAll)
+				wait("after the loss")
 				fake.CheckReleased(t, before)
 			})
 		}

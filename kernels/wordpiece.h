@@ -395,14 +395,17 @@ WP_FN void wp_tokenize_thread(const unsigned char *tables, const unsigned char *
 
 /*
  * The body of one wp_assemble thread: element k = bx*WP_ASSEMBLE_BLOCK + tx
- * of the rows x width output, row k / width, position k % width. out holds
- * three rows x width tensors of 4-byte (id64 == 0) or 8-byte elements:
- * ids, mask, type ids. Rows whose content exceeds room ids are cut to room
- * (the caller rejects them when truncation is off).
+ * of the rows x width output, row k / width, position k % width. It writes
+ * the token id (int32; the pad id past the row's end) to out[k] and, at
+ * position 0, the row's length (special tokens included) to lengths[r].
+ * The attention mask and the type ids follow from the length and the
+ * tables, so the host writes them (TextJob.finish) and only the ids cross
+ * the bus. Rows whose content exceeds room ids are cut to room (the caller
+ * rejects them when truncation is off).
  */
 WP_FN void wp_assemble_thread(const unsigned char *tables, const unsigned char *batch, long long rows_off,
-			      long long pieces_off, int nrows, int width, int room, int id64, const int *ids,
-			      const int *counts, int cap, void *out, int *lengths, unsigned int bx, unsigned int tx)
+			      long long pieces_off, int nrows, int width, int room, const int *ids,
+			      const int *counts, int cap, int *out, int *lengths, unsigned int bx, unsigned int tx)
 {
 	const long long k = (long long)bx * WP_ASSEMBLE_BLOCK + tx;
 	if (k >= (long long)nrows * width) {
@@ -420,46 +423,27 @@ WP_FN void wp_assemble_thread(const unsigned char *tables, const unsigned char *
 	}
 	const int n = (int)(total < room ? total : room);
 	const int len = t->n_prefix + n + t->n_suffix;
-	int id = t->pad_id, mask = 0, type = t->pad_type;
-	if (j < len) {
-		mask = 1;
-		if (j < t->n_prefix) {
-			id = t->prefix_ids[j];
-		} else if (j >= len - t->n_suffix) {
-			id = t->suffix_ids[j - (len - t->n_suffix)];
-		} else {
-			const int c = j - t->n_prefix;
-			int acc = 0;
-			for (int q = 0; q < row.count; q++) {
-				const int pc = pieces[q];
-				const int m = pc >= 0 ? counts[pc] : 1;
-				if (c < acc + m) {
-					id = pc >= 0 ? ids[(long long)pc * cap + (c - acc)] : -(pc + 1);
-					break;
-				}
-				acc += m;
-			}
-		}
-		if (j < t->n_prefix) {
-			type = t->prefix_types[j];
-		} else if (j >= len - t->n_suffix) {
-			type = t->suffix_types[j - (len - t->n_suffix)];
-		} else {
-			type = t->seq_type;
-		}
-	}
-	const long long plane = (long long)nrows * width;
-	if (id64) {
-		long long *o = (long long *)out;
-		o[k] = id;
-		o[plane + k] = mask;
-		o[2 * plane + k] = type;
+	int id = t->pad_id;
+	if (j < t->n_prefix) {
+		id = t->prefix_ids[j];
+	} else if (j >= len) {
+		/* padding */
+	} else if (j >= len - t->n_suffix) {
+		id = t->suffix_ids[j - (len - t->n_suffix)];
 	} else {
-		int *o = (int *)out;
-		o[k] = id;
-		o[plane + k] = mask;
-		o[2 * plane + k] = type;
+		const int c = j - t->n_prefix;
+		int acc = 0;
+		for (int q = 0; q < row.count; q++) {
+			const int pc = pieces[q];
+			const int m = pc >= 0 ? counts[pc] : 1;
+			if (c < acc + m) {
+				id = pc >= 0 ? ids[(long long)pc * cap + (c - acc)] : -(pc + 1);
+				break;
+			}
+			acc += m;
+		}
 	}
+	out[k] = id;
 	if (j == 0) {
 		lengths[r] = len;
 	}

@@ -56,13 +56,13 @@ type textSlot struct {
 
 	tokArgs [7]uint64
 	tokPar  [7]unsafe.Pointer
-	asmArgs [13]uint64
-	asmPar  [13]unsafe.Pointer
+	asmArgs [12]uint64
+	asmPar  [12]unsafe.Pointer
 
 	// The batch being run.
 	job      *TextJob
 	packing  textPacking
-	outBytes int // ids, mask, type ids and lengths; the span counts follow
+	outBytes int // int32 ids and the row lengths; the span counts follow
 }
 
 // LoadWordPiece uploads t to the device and prepares `slots` batches in
@@ -277,10 +277,6 @@ func (w *WordPiece) Tokenize(ctx context.Context, j *TextJob) error {
 func (s *textSlot) enqueue() error {
 	j, p, w := s.job, s.packing, s.w
 	rows := len(j.Docs)
-	es, id64 := 4, uint64(0)
-	if j.Int64 {
-		es, id64 = 8, 1
-	}
 	if err := cu.MemcpyHtoDAsync(s.devIn, s.hostIn, int64(p.Size), s.stream); err != nil {
 		return fmt.Errorf("kernels: copy %d bytes of text (%d documents) to the device: %w", p.Size, rows, err)
 	}
@@ -296,8 +292,8 @@ func (s *textSlot) enqueue() error {
 			return fmt.Errorf("kernels: launch wp_tokenize (%d blocks, %d spans): %w", tokBlocks, p.Spans, err)
 		}
 	}
-	s.asmArgs = [13]uint64{uint64(w.blob), in, uint64(p.RowsOffset), uint64(p.PiecesOffset), uint64(rows),
-		uint64(j.Width), uint64(j.Room), id64, tmp, counts, uint64(p.Cap), out, out + uint64(3*rows*j.Width*es)}
+	s.asmArgs = [12]uint64{uint64(w.blob), in, uint64(p.RowsOffset), uint64(p.PiecesOffset), uint64(rows),
+		uint64(j.Width), uint64(j.Room), tmp, counts, uint64(p.Cap), out, out + uint64(j.lengthsOffset())}
 	if err := w.assemble.Launch(asmBlocks, 1, 1, AssembleBlock, 1, 1, 0, s.stream, s.asmPar[:]); err != nil {
 		return fmt.Errorf("kernels: launch wp_assemble (%d blocks, %d rows of %d): %w", asmBlocks, rows, j.Width, err)
 	}

@@ -11,7 +11,7 @@ package kernels
 // the two launches one after the other on one stream.
 static void wp_emulate(const unsigned char *tables, const unsigned char *batch, long long spans_off,
 		       long long rows_off, long long pieces_off, int nspans, int nrows, int cap, int width, int room,
-		       int id64, int *ids, int *counts, void *out, int *lengths, unsigned int tokenize_blocks,
+		       int *ids, int *counts, int *out, int *lengths, unsigned int tokenize_blocks,
 		       unsigned int assemble_blocks)
 {
 	for (unsigned int bx = 0; bx < tokenize_blocks; bx++)
@@ -19,8 +19,8 @@ static void wp_emulate(const unsigned char *tables, const unsigned char *batch, 
 			wp_tokenize_thread(tables, batch, spans_off, nspans, cap, ids, counts, bx, tx);
 	for (unsigned int bx = 0; bx < assemble_blocks; bx++)
 		for (unsigned int tx = 0; tx < WP_ASSEMBLE_BLOCK; tx++)
-			wp_assemble_thread(tables, batch, rows_off, pieces_off, nrows, width, room, id64, ids, counts,
-					   cap, out, lengths, bx, tx);
+			wp_assemble_thread(tables, batch, rows_off, pieces_off, nrows, width, room, ids, counts, cap,
+					   out, lengths, bx, tx);
 }
 
 static int wp_tables_size(void) { return (int)sizeof(wp_tables); }
@@ -97,8 +97,8 @@ func EmulateWordPiece(t *WordPieceTables, j *TextJob) error {
 	batch := aligned(p.Size)
 	j.pack(batch, p)
 	// The per-span ids and the output start as 0xFF bytes, so an element
-	// the kernels do not write shows as -1 (never a valid id, mask or
-	// type), not as a plausible 0.
+	// the kernels do not write shows as -1 (never a valid id or length),
+	// not as a plausible 0.
 	scratch := aligned(p.scratchBytes())
 	out := aligned(j.outputBytes())
 	for _, b := range [][]byte{scratch, out} {
@@ -109,20 +109,13 @@ func EmulateWordPiece(t *WordPieceTables, j *TextJob) error {
 	idsPtr := unsafe.Pointer(unsafe.SliceData(scratch))
 	countsPtr := unsafe.Add(idsPtr, 4*p.Spans*p.Cap)
 	rows := len(j.Docs)
-	es := 4
-	if j.Int64 {
-		es = 8
-	}
-	lengthsPtr := unsafe.Add(unsafe.Pointer(unsafe.SliceData(out)), 3*rows*j.Width*es)
-	id64 := 0
-	if j.Int64 {
-		id64 = 1
-	}
+	outPtr := unsafe.Pointer(unsafe.SliceData(out))
+	lengthsPtr := unsafe.Add(outPtr, j.lengthsOffset())
 	tok, asm := textGeometry(j, p)
 	C.wp_emulate((*C.uchar)(unsafe.Pointer(&tables[0])), (*C.uchar)(unsafe.Pointer(unsafe.SliceData(batch))),
 		C.longlong(p.SpansOffset), C.longlong(p.RowsOffset), C.longlong(p.PiecesOffset),
-		C.int(p.Spans), C.int(rows), C.int(p.Cap), C.int(j.Width), C.int(j.Room), C.int(id64),
-		(*C.int)(idsPtr), (*C.int)(countsPtr), unsafe.Pointer(unsafe.SliceData(out)), (*C.int)(lengthsPtr),
+		C.int(p.Spans), C.int(rows), C.int(p.Cap), C.int(j.Width), C.int(j.Room),
+		(*C.int)(idsPtr), (*C.int)(countsPtr), (*C.int)(outPtr), (*C.int)(lengthsPtr),
 		C.uint(tok), C.uint(asm))
 	j.finish(t, out, scratch[4*p.Spans*p.Cap:])
 	return nil

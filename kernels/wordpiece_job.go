@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // WordPieceTables is what the WordPiece kernels need to know about one BERT
@@ -307,15 +308,12 @@ func (j *TextJob) packing() textPacking {
 // scratchBytes is the size of the per-span ids and counts (int32).
 func (p textPacking) scratchBytes() int { return 4*p.Spans*p.Cap + 4*p.Spans }
 
-// outputBytes is the size of the three tensors at the device's width plus
-// the row lengths.
-func (j *TextJob) outputBytes() int {
-	es := 4
-	if j.Int64 {
-		es = 8
-	}
-	return 3*len(j.Docs)*j.Width*es + 4*len(j.Docs)
-}
+// outputBytes is what the device writes and the host downloads: the int32
+// ids of every row at the device's width, then the row lengths (int32).
+func (j *TextJob) outputBytes() int { return j.lengthsOffset() + 4*len(j.Docs) }
+
+// lengthsOffset is where the row lengths start in the device's output.
+func (j *TextJob) lengthsOffset() int { return 4 * len(j.Docs) * j.Width }
 
 // pack writes the text, spans, rows and pieces into buf (at least
 // p.Size bytes).
@@ -374,9 +372,11 @@ func textGeometry(j *TextJob, p textPacking) (tokenizeBlocks, assembleBlocks int
 	return tokenizeBlocks, assembleBlocks
 }
 
-// finish reads the device's output (out: three rows x Width tensors, then
-// the row lengths) and the span counts into the job's results, cutting
-// the rows to the longest one with PadLongest.
+// finish reads the device's output (out: the int32 ids of every row at
+// the device's width, then the row lengths) and the span counts into the
+// job's results: the ids widened to int64 when asked, the attention mask
+// and the type ids written from each row's length and the tables (the
+// device does not send them), rows cut to the longest one with PadLongest.
 func (j *TextJob) finish(t *WordPieceTables, out []byte, counts []byte) {
 	le := binary.LittleEndian
 	rows := len(j.Docs)
@@ -384,13 +384,13 @@ func (j *TextJob) finish(t *WordPieceTables, out []byte, counts []byte) {
 	if j.Int64 {
 		es = 8
 	}
-	plane := rows * j.Width * es
+	lengths := out[j.lengthsOffset():]
 	j.Lengths = make([]int32, rows)
 	j.Over = make([]bool, rows)
 	// A row is over when its pieces hold more than Room ids.
 	span := 0
 	for r := range rows {
-		j.Lengths[r] = int32(le.Uint32(out[3*plane+4*r:]))
+		j.Lengths[r] = int32(le.Uint32(lengths[4*r:]))
 		total := 0
 		if j.Pieces == nil {
 			total = int(int32(le.Uint32(counts[4*span:])))
@@ -420,8 +420,8 @@ func (j *TextJob) finish(t *WordPieceTables, out []byte, counts []byte) {
 		w = longest
 	}
 	j.Rows, j.OutWidth = kept, w
-	// Destination row of each kept row, then the copies, split by rows
-	// over the workers.
+	// Destination row of each kept row, then the rows, split over the
+	// workers.
 	dstRow := make([]int, rows)
 	at := 0
 	for r := range rows {
@@ -436,23 +436,110 @@ func (j *TextJob) finish(t *WordPieceTables, out []byte, counts []byte) {
 	if alloc == nil {
 		alloc = func(n int) []byte { return make([]byte, n) }
 	}
-	outs := [3][]byte{alloc(kept * w * es), alloc(kept * w * es), alloc(kept * w * es)}
+	ids, mask, types := alloc(kept*w*es), alloc(kept*w*es), alloc(kept*w*es)
+	rw := rowWriter{t: t, es: es, w: w, zeroTypes: allTypesZero(t)}
 	parallelRanges(rows, j.Workers, func(lo, hi int) {
-		for k := range outs {
-			src := out[k*plane : (k+1)*plane]
-			if w == j.Width && kept == rows {
-				copy(outs[k][lo*w*es:hi*w*es], src[lo*w*es:hi*w*es])
+		for r := lo; r < hi; r++ {
+			d := dstRow[r]
+			if d < 0 {
 				continue
 			}
-			for r := lo; r < hi; r++ {
-				if d := dstRow[r]; d >= 0 {
-					copy(outs[k][d*w*es:(d+1)*w*es], src[r*j.Width*es:])
-				}
-			}
+			o := d * w * es
+			rw.row(ids[o:o+w*es], mask[o:o+w*es], types[o:o+w*es], out[4*r*j.Width:], int(j.Lengths[r]))
 		}
 	})
-	j.IDs, j.Mask, j.TypeIDs = outs[0], outs[1], outs[2]
+	j.IDs, j.Mask, j.TypeIDs = ids, mask, types
 }
+
+// rowWriter writes one row of the three output tensors.
+type rowWriter struct {
+	t         *WordPieceTables
+	es        int  // element size: 4 or 8
+	w         int  // output width
+	zeroTypes bool // every type id is 0 (BERT's single sequences)
+}
+
+// allTypesZero reports whether every token of a single sequence, padding
+// included, has type id 0.
+func allTypesZero(t *WordPieceTables) bool {
+	if t.SeqType != 0 || t.PadTypeID != 0 {
+		return false
+	}
+	for _, v := range append(append([]int32(nil), t.PrefixTypes...), t.SuffixTypes...) {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// row writes the first w ids of src (int32, from the device) and the mask
+// and type ids of a row of n tokens: 1 and the prefix, sequence and suffix
+// types for the n tokens, 0 and the pad type after them.
+func (rw rowWriter) row(ids, mask, types, src []byte, n int) {
+	w := rw.w
+	n = min(n, w)
+	if rw.es == 8 && nativeLittleEndian {
+		// The tensors are little-endian, as this machine is: write whole
+		// words (the tensors are 8-byte aligned, src 4-byte aligned).
+		in := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(src))), w)
+		out := unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(ids))), w)
+		for k, v := range in {
+			out[k] = int64(v)
+		}
+		m := unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(mask))), w)
+		for k := range n {
+			m[k] = 1
+		}
+		clear(m[n:])
+	} else {
+		rw.rowPortable(ids, mask, src, n)
+	}
+	if rw.zeroTypes {
+		clear(types)
+		return
+	}
+	t := rw.t
+	np, ns := len(t.Prefix), len(t.Suffix)
+	for k := range w {
+		v := t.PadTypeID
+		switch {
+		case k < np && k < n:
+			v = t.PrefixTypes[k]
+		case k >= n:
+		case k >= n-ns:
+			v = t.SuffixTypes[k-(n-ns)]
+		default:
+			v = t.SeqType
+		}
+		rw.put(types, k, v)
+	}
+}
+
+// rowPortable writes the ids and the mask element by element.
+func (rw rowWriter) rowPortable(ids, mask, src []byte, n int) {
+	le := binary.LittleEndian
+	for k := range rw.w {
+		rw.put(ids, k, int32(le.Uint32(src[4*k:])))
+		m := int32(0)
+		if k < n {
+			m = 1
+		}
+		rw.put(mask, k, m)
+	}
+}
+
+// put writes v as element k of a little-endian tensor.
+func (rw rowWriter) put(b []byte, k int, v int32) {
+	if rw.es == 4 {
+		binary.LittleEndian.PutUint32(b[4*k:], uint32(v))
+	} else {
+		binary.LittleEndian.PutUint64(b[8*k:], uint64(int64(v)))
+	}
+}
+
+// nativeLittleEndian is true on little-endian machines (amd64, arm64).
+var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // parallelRanges splits [0, n) into up to workers contiguous ranges and
 // runs fn on each in its own goroutine (inline for one), returning when

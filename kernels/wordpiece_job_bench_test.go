@@ -11,9 +11,10 @@ import (
 
 // BenchmarkTextHostSide measures what the host does per text batch around
 // the kernels, without a GPU: packing the documents into the upload
-// buffer and turning the downloaded [rows, 128] int64 output into the
-// batch's three tensors (every row 100 tokens long, so PadLongest cuts the
-// rows to 100 and copies them one by one). It bounds the docs/s the GPU
+// buffer and turning the downloaded output (int32 ids, [rows, 128], and
+// the row lengths) into the batch's three int64 tensors: ids widened,
+// mask and type ids written from the lengths (every row 100 tokens long,
+// so PadLongest cuts the rows to 100). It bounds the docs/s the GPU
 // path can reach on a machine, whatever the GPU does. With recycled=true
 // the tensors' memory comes back from the previous batch (TextJob.Alloc,
 // through preprocess.Buffers, as once the worker releases a batch) instead of
@@ -40,7 +41,7 @@ func BenchmarkTextHostSide(b *testing.B) {
 					out := make([]byte, j.outputBytes())
 					counts := make([]byte, 4*p.Spans)
 					for r := 0; r < n; r++ {
-						out[3*n*128*8+4*r] = 100
+						out[j.lengthsOffset()+4*r] = 100
 					}
 					b.ReportAllocs()
 					b.SetBytes(int64(n * len(doc)))

@@ -26,8 +26,8 @@ func TestWordPiecePTXMatchesLauncher(t *testing.T) {
 	for _, c := range []struct{ entry, want string }{
 		// tables, batch, spans_off, nspans, cap, ids, counts
 		{"wp_tokenize", "u64 u64 u64 u32 u32 u64 u64"},
-		// tables, batch, rows_off, pieces_off, nrows, width, room, id64, ids, counts, cap, out, lengths
-		{"wp_assemble", "u64 u64 u64 u64 u32 u32 u32 u32 u64 u64 u32 u64 u64"},
+		// tables, batch, rows_off, pieces_off, nrows, width, room, ids, counts, cap, out, lengths
+		{"wp_assemble", "u64 u64 u64 u64 u32 u32 u32 u64 u64 u32 u64 u64"},
 	} {
 		entry := regexp.MustCompile(`(?s)\.entry ` + c.entry + `\((.*?)\)`).FindStringSubmatch(ptx)
 		if entry == nil {

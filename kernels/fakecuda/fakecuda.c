@@ -1193,15 +1193,15 @@ static void fc_wp_assemble(const uint64_t *v, const unsigned grid[3], const unsi
 	for (unsigned bx = 0; bx < grid[0]; bx++)
 		for (unsigned tx = 0; tx < block[0]; tx++)
 			wp_assemble_thread((const unsigned char *)(uintptr_t)v[0], (const unsigned char *)(uintptr_t)v[1],
-					   (long long)v[2], (long long)v[3], (int)v[4], (int)v[5], (int)v[6], (int)v[7],
-					   (const int *)(uintptr_t)v[8], (const int *)(uintptr_t)v[9], (int)v[10],
-					   (void *)(uintptr_t)v[11], (int *)(uintptr_t)v[12], bx, tx);
+					   (long long)v[2], (long long)v[3], (int)v[4], (int)v[5], (int)v[6],
+					   (const int *)(uintptr_t)v[7], (const int *)(uintptr_t)v[8], (int)v[9],
+					   (int *)(uintptr_t)v[10], (int *)(uintptr_t)v[11], bx, tx);
 }
 
 static const struct fc_kernel fc_kernels[] = {
 	{"resize_crop_normalize", "ppppiiiiiffffff", fc_resize_crop_normalize},
 	{"wp_tokenize", "pplii" "pp", fc_wp_tokenize},
-	{"wp_assemble", "ppll" "iiii" "pp" "i" "pp", fc_wp_assemble},
+	{"wp_assemble", "ppll" "iii" "pp" "i" "pp", fc_wp_assemble},
 };
 
 /* fc_parse_ptx fills m from the PTX's .entry declarations. */

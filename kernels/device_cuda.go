@@ -56,7 +56,8 @@ type flight struct {
 	events [4]cu.Event // before upload, after upload, after kernels, after download
 	result chan error  // buffered 1: the outcome of the run request
 	timing Timing      // Upload, Kernel and Download of the last batch
-	what   string      // the batch being run, for errors: "batch of 12 images"
+	unit   string      // what a batch holds, for errors: "images", "documents"
+	items  int         // how many the batch being run holds
 }
 
 // batchRun is a packed batch on its slot, ready for the owner goroutine.
@@ -71,8 +72,8 @@ type batchRun interface {
 func (f *flight) inFlight() *flight { return f }
 
 // create makes the flight's stream and events; owner thread.
-func (f *flight) create(name string) error {
-	f.name, f.result = name, make(chan error, 1)
+func (f *flight) create(name, unit string) error {
+	f.name, f.unit, f.result = name, unit, make(chan error, 1)
 	var err error
 	if f.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
 		return fmt.Errorf("kernels: create %s: %w", name, err)
@@ -263,7 +264,7 @@ func (d *Device) ResizeCropNormalize(ctx context.Context, j *Job) error {
 	}
 	j.Pack(unsafe.Slice((*byte)(s.hostIn), p.Size), d.packWorkers)
 	s.job, s.packing = j, p
-	s.what = fmt.Sprintf("batch of %d images", len(j.Images))
+	s.items = len(j.Images)
 	defer func() { s.job = nil }()
 	if err := d.submit(s); err != nil {
 		return err
@@ -444,7 +445,7 @@ func (d *Device) setup(o *owner, nslots int) error {
 	for i := 0; i < nslots; i++ {
 		s := &slot{kernel: o.kernel}
 		o.slots = append(o.slots, s)
-		if err := s.create(fmt.Sprintf("stream %d", i)); err != nil {
+		if err := s.create(fmt.Sprintf("stream %d", i), "images"); err != nil {
 			return err
 		}
 		for k := range s.params {
@@ -539,14 +540,14 @@ func growReclaiming[S any](grow func() error, idle chan S, free func(S) error) e
 		return err
 	}
 	var held []S
-	for len(held) < cap(idle) {
+drain:
+	for {
 		select {
 		case s := <-idle:
 			held = append(held, s)
-			continue
 		default:
+			break drain
 		}
-		break
 	}
 	var ferr []error
 	for _, s := range held {
@@ -620,7 +621,7 @@ func (s *slot) enqueue() error {
 // caller.
 func (d *Device) finish(o *owner, f *flight) {
 	if err := f.events[3].Synchronize(); err != nil {
-		f.result <- o.check(fmt.Errorf("kernels: wait for the %s on %s: %w", f.what, f.name, err))
+		f.result <- o.check(fmt.Errorf("kernels: wait for the batch of %d %s on %s: %w", f.items, f.unit, f.name, err))
 		return
 	}
 	ms := func(a, b int) time.Duration {

@@ -104,7 +104,7 @@ func (d *Device) LoadWordPiece(ctx context.Context, t *WordPieceTables, slots in
 		for i := 0; i < slots; i++ {
 			s := &textSlot{w: w}
 			w.all = append(w.all, s)
-			if err := s.create(fmt.Sprintf("wordpiece stream %d", i)); err != nil {
+			if err := s.create(fmt.Sprintf("wordpiece stream %d", i), "documents"); err != nil {
 				return err
 			}
 			for k := range s.tokPar {
@@ -256,7 +256,7 @@ func (w *WordPiece) Tokenize(ctx context.Context, j *TextJob) error {
 	}
 	j.pack(unsafe.Slice((*byte)(s.hostIn), p.Size), p)
 	s.job, s.packing, s.outBytes = j, p, outBytes
-	s.what = fmt.Sprintf("text batch of %d documents", len(j.Docs))
+	s.items = len(j.Docs)
 	defer func() { s.job = nil }()
 	if err := w.d.submit(s); err != nil {
 		return err

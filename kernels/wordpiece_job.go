@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"unicode/utf8"
 	"unsafe"
@@ -462,15 +463,9 @@ type rowWriter struct {
 // allTypesZero reports whether every token of a single sequence, padding
 // included, has type id 0.
 func allTypesZero(t *WordPieceTables) bool {
-	if t.SeqType != 0 || t.PadTypeID != 0 {
-		return false
-	}
-	for _, v := range append(append([]int32(nil), t.PrefixTypes...), t.SuffixTypes...) {
-		if v != 0 {
-			return false
-		}
-	}
-	return true
+	nonZero := func(v int32) bool { return v != 0 }
+	return t.SeqType == 0 && t.PadTypeID == 0 &&
+		!slices.ContainsFunc(t.PrefixTypes, nonZero) && !slices.ContainsFunc(t.SuffixTypes, nonZero)
 }
 
 // row writes the first w ids of src (int32, from the device) and the mask
@@ -479,21 +474,20 @@ func allTypesZero(t *WordPieceTables) bool {
 func (rw rowWriter) row(ids, mask, types, src []byte, n int) {
 	w := rw.w
 	n = min(n, w)
-	if rw.es == 8 && nativeLittleEndian {
-		// The tensors are little-endian, as this machine is: write whole
-		// words (the tensors are 8-byte aligned, src 4-byte aligned).
-		in := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(src))), w)
-		out := unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(ids))), w)
+	switch {
+	case !nativeLittleEndian:
+		rw.rowPortable(ids, mask, src, n)
+	case rw.es == 4:
+		// The tensors are little-endian, as this machine is: the ids are
+		// the device's bytes, the mask is written in whole words.
+		copy(ids, src[:4*w])
+		fillMask(words[int32](mask, w), n)
+	default:
+		in, out := words[int32](src, w), words[int64](ids, w)
 		for k, v := range in {
 			out[k] = int64(v)
 		}
-		m := unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(mask))), w)
-		for k := range n {
-			m[k] = 1
-		}
-		clear(m[n:])
-	} else {
-		rw.rowPortable(ids, mask, src, n)
+		fillMask(words[int64](mask, w), n)
 	}
 	if rw.zeroTypes {
 		clear(types)
@@ -516,7 +510,22 @@ func (rw rowWriter) row(ids, mask, types, src []byte, n int) {
 	}
 }
 
-// rowPortable writes the ids and the mask element by element.
+// words views the first n elements of b as T (b is T-aligned: the
+// tensors are 8-byte aligned, the device's output 4-byte aligned).
+func words[T int32 | int64](b []byte, n int) []T {
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+// fillMask sets the first n elements of m to 1 and the rest to 0.
+func fillMask[T int32 | int64](m []T, n int) {
+	for k := range n {
+		m[k] = 1
+	}
+	clear(m[n:])
+}
+
+// rowPortable writes the ids and the mask element by element, on a
+// big-endian machine.
 func (rw rowWriter) rowPortable(ids, mask, src []byte, n int) {
 	le := binary.LittleEndian
 	for k := range rw.w {

@@ -38,34 +38,13 @@ type echoProcessor struct {
 	flakyErr  error // the whole-batch error; nil: "device busy"
 	batches   []int
 	released  int // batches the worker released
-
-	// hold, when set, makes every batch after the first wait until it is
-	// closed (at most holdLimit); firstDone, when set, is closed by the
-	// first batch.
-	hold      <-chan struct{}
-	firstDone chan struct{}
-	firstOnce sync.Once
 }
-
-const holdLimit = 10 * time.Second
 
 func (p *echoProcessor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
 	p.mu.Lock()
-	earlier := len(p.batches)
 	p.batches = append(p.batches, len(items))
 	fail := p.failFlaky
 	p.mu.Unlock()
-	if p.firstDone != nil {
-		p.firstOnce.Do(func() { close(p.firstDone) })
-	}
-	if p.hold != nil && earlier > 0 {
-		select {
-		case <-p.hold:
-		case <-time.After(holdLimit):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 	out := &preprocess.Batch{Pipeline: "echo", RowFacts: map[string][]any{"len": nil}}
 	out.OnRelease(func() {
 		p.mu.Lock()
@@ -389,6 +368,36 @@ func TestItemModeSetsPerItemMsgID(t *testing.T) {
 	}
 }
 
+// gatedProcessor is an echoProcessor whose batches after the first wait
+// until gate is closed (at most 10 s), and which closes opens, when set,
+// on its first batch.
+type gatedProcessor struct {
+	echoProcessor
+	gate      <-chan struct{}
+	opens     chan struct{}
+	calls     int
+	firstOnce sync.Once
+}
+
+func (p *gatedProcessor) Process(ctx context.Context, items []preprocess.Item) (*preprocess.Batch, error) {
+	p.mu.Lock()
+	p.calls++
+	later := p.calls > 1
+	p.mu.Unlock()
+	if p.opens != nil {
+		p.firstOnce.Do(func() { close(p.opens) })
+	}
+	if p.gate != nil && later {
+		select {
+		case <-p.gate:
+		case <-time.After(10 * time.Second):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return p.echoProcessor.Process(ctx, items)
+}
+
 func TestTwoWorkersSplitWithoutLossOrDuplicates(t *testing.T) {
 	h := newHarness(t)
 	const n = 200
@@ -401,7 +410,8 @@ func TestTwoWorkersSplitWithoutLossOrDuplicates(t *testing.T) {
 	// its first batch it waits for worker 2's first, and each worker
 	// fetches only a few items ahead, so the rest stay for worker 2.
 	gate := make(chan struct{})
-	p1, p2 := &echoProcessor{width: 4, hold: gate}, &echoProcessor{width: 4, firstDone: gate}
+	p1 := &gatedProcessor{echoProcessor: echoProcessor{width: 4}, gate: gate}
+	p2 := &gatedProcessor{echoProcessor: echoProcessor{width: 4}, opens: gate}
 	fewAhead := func(_ *worker.Options, so *queue.SourceOptions) { so.BufferMessages, so.BufferBytes = 8, 64 }
 	_, stop1 := h.start(p1, fewAhead)
 	_, stop2 := h.start(p2, fewAhead)
@@ -429,7 +439,7 @@ func TestTwoWorkersSplitWithoutLossOrDuplicates(t *testing.T) {
 		}
 		return s
 	}
-	if count(p1) == 0 || count(p2) == 0 {
-		t.Fatalf("work not shared: worker 1 processed %d, worker 2 %d", count(p1), count(p2))
+	if count(&p1.echoProcessor) == 0 || count(&p2.echoProcessor) == 0 {
+		t.Fatalf("work not shared: worker 1 processed %d, worker 2 %d", count(&p1.echoProcessor), count(&p2.echoProcessor))
 	}
 }

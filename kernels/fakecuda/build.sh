@@ -32,4 +32,4 @@ fi
 } >"$dir/unsupported.c"
 "$cc" -c -O2 -fPIC -o "$dir/unsupported.o" "$dir/unsupported.c"
 "$cc" -shared -pthread -Wl,-soname,libcuda.so.1 -o "$dir/libcuda.so.1" "$dir/fakecuda.o" "$dir/unsupported.o"
-echo "fakecuda: $dir/libcuda.so.1 ($(wc -l <"$dir/implemented.syms") driver functions emulated, $(comm -23 "$dir/driver.syms" "$dir/implemented.syms" | wc -l) unsupported)"
+echo "fakecuda: $dir/libcuda.so.1 ($(grep -c "^cu" "$dir/implemented.syms") driver functions emulated, $(comm -23 "$dir/driver.syms" "$dir/implemented.syms" | wc -l) unsupported)"

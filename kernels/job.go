@@ -149,6 +149,10 @@ func (j *Job) OutputBytes() int { return len(j.Images) * j.RowBytes() }
 // imageDescBytes is sizeof(rcn_image) in resize_crop_normalize.h.
 const imageDescBytes = 32
 
+// MaxBatchImages is the most images one launch takes: each image is one
+// z-slice of the grid, and CUDA limits gridDim.z to 65535.
+const MaxBatchImages = 65535
+
 // Packing says where each part of a job lies in the one buffer the kernel
 // reads: the pixels of every image back to back, then the descriptor
 // table, then the plans (int32, little-endian). Offsets are aligned to 16.
@@ -191,8 +195,8 @@ func (j *Job) Validate() error {
 	if j.DType.Size() == 0 {
 		return fmt.Errorf("kernels: unknown dtype %v", j.DType)
 	}
-	if len(j.Images) > 65535 {
-		return fmt.Errorf("kernels: batch of %d images exceeds the grid's limit of 65535", len(j.Images))
+	if len(j.Images) > MaxBatchImages {
+		return fmt.Errorf("kernels: batch of %d images exceeds the grid's limit of %d", len(j.Images), MaxBatchImages)
 	}
 	if len(j.Dst) < j.OutputBytes() {
 		return fmt.Errorf("kernels: output buffer holds %d bytes, the batch needs %d", len(j.Dst), j.OutputBytes())

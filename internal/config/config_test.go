@@ -276,6 +276,8 @@ func TestErrors(t *testing.T) {
 		{"stream used twice", "pipelines:\n  - name: text\n    output_stream: RAW_TEXT\n", `t.yaml:3: pipelines[0].output_stream: stream "RAW_TEXT" is already used by pipelines[0].stream`},
 		{"output mode", "pipelines:\n  - name: text\n    output_mode: each\n", `t.yaml:3: pipelines[0].output_mode: must be batch or item, got "each"`},
 		{"max_items zero", "pipelines:\n  - name: image\n  - name: text\n    batch: {max_items: 0}\n", "t.yaml:4: pipelines[1].batch.max_items: must be > 0, got 0"},
+		{"image max_items over the grid", "pipelines:\n  - name: image\n    batch: {max_items: 65536}\n    max_ack_pending: 70000\n",
+			"t.yaml:3: pipelines[0].batch.max_items: must be at most 65535 for an image pipeline (one GPU launch per batch, one grid slice per image), got 65536"},
 		{"batch max_bytes zero", "pipelines:\n  - name: text\n    batch: {max_bytes: 0}\n    limits: {max_bytes: 0}\n", "t.yaml:3: pipelines[0].batch.max_bytes: must be > 0, got 0"},
 		{"max_wait zero", "pipelines:\n  - name: text\n    batch: {max_wait: 0s}\n", "t.yaml:3: pipelines[0].batch.max_wait: must be > 0, got 0s"},
 		{"item limit zero", "pipelines:\n  - name: text\n    limits: {max_bytes: 0}\n", "t.yaml:3: pipelines[0].limits.max_bytes: must be > 0, got 0"},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/stoker-ml/stoker/kernels"
 	"github.com/stoker-ml/stoker/preprocess"
 )
 
@@ -167,8 +168,11 @@ func (p *Pipeline) validate(v *validator, at string) {
 	}
 
 	b := p.Batch
-	if b.MaxItems <= 0 {
+	switch {
+	case b.MaxItems <= 0:
 		v.add(at+".batch.max_items", "must be > 0, got %d", b.MaxItems)
+	case p.Kind == KindImage && b.MaxItems > kernels.MaxBatchImages:
+		v.add(at+".batch.max_items", "must be at most %d for an image pipeline (one GPU launch per batch, one grid slice per image), got %d", kernels.MaxBatchImages, b.MaxItems)
 	}
 	if b.MaxBytes <= 0 {
 		v.add(at+".batch.max_bytes", "must be > 0, got %d", b.MaxBytes)

@@ -34,6 +34,12 @@ type ConnOptions struct {
 	// PublishAsyncMaxPending bounds unacknowledged asynchronous publishes;
 	// default 256.
 	PublishAsyncMaxPending int
+	// PublishAckTimeout is how long an asynchronous publish waits for the
+	// stream's acknowledgement before it fails and gives back its place
+	// under PublishAsyncMaxPending; default 30s. A stream that changes
+	// leader can drop a publish without a reply: without this bound its
+	// payload and its place would be held for good.
+	PublishAckTimeout time.Duration
 	// Logger receives connection events; default slog.Default().
 	Logger *slog.Logger
 }
@@ -61,6 +67,9 @@ func Connect(ctx context.Context, o ConnOptions) (*Conn, error) {
 	}
 	if o.PublishAsyncMaxPending == 0 {
 		o.PublishAsyncMaxPending = 256
+	}
+	if o.PublishAckTimeout == 0 {
+		o.PublishAckTimeout = 30 * time.Second
 	}
 	log := o.Logger
 	if log == nil {
@@ -117,7 +126,9 @@ func Connect(ctx context.Context, o ConnOptions) (*Conn, error) {
 		}()
 		return nil, fmt.Errorf("queue: connect to %s: %w", redact(o.URL), ctx.Err())
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(o.PublishAsyncMaxPending))
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(o.PublishAsyncMaxPending),
+		jetstream.WithPublishAsyncTimeout(o.PublishAckTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("queue: jetstream on %s: %w", redact(o.URL), err)

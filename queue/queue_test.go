@@ -119,14 +119,22 @@ func TestEnsureStreamCreatesOnceAndKeepsExisting(t *testing.T) {
 	}
 }
 
-func TestSourceDeliversAndAcks(t *testing.T) {
+// rawStream starts a server with a stream RAW on "raw.>" and returns a
+// connection to it and a context that ends after timeout.
+func rawStream(t *testing.T, timeout time.Duration) (*queue.Conn, context.Context) {
+	t.Helper()
 	srv := queuetest.RunServer(t)
 	c := queuetest.Connect(t, srv.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
 	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
 		t.Fatal(err)
 	}
+	return c, ctx
+}
+
+func TestSourceDeliversAndAcks(t *testing.T) {
+	c, ctx := rawStream(t, 20*time.Second)
 	hdr := nats.Header{}
 	hdr.Set("Nats-Msg-Id", "a.jpg")
 	if _, err := c.Publish(ctx, "raw.image.x", []byte("one"), hdr); err != nil {
@@ -181,18 +189,15 @@ func TestSourceDeliversAndAcks(t *testing.T) {
 }
 
 func TestSourceDrainReturnsBufferedThenCloses(t *testing.T) {
-	srv := queuetest.RunServer(t)
-	c := queuetest.Connect(t, srv.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
-		t.Fatal(err)
+	c, ctx := rawStream(t, 20*time.Second)
+	const n = 5
+	for i := range n {
+		if _, err := c.Publish(ctx, "raw.t", []byte{byte('a' + i)}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	src, err := queue.NewSource(ctx, c, queue.SourceOptions{Stream: "RAW", Consumer: "w"})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Publish(ctx, "raw.t", []byte("x"), nil); err != nil {
 		t.Fatal(err)
 	}
 	m, err := src.Next(ctx)
@@ -202,7 +207,17 @@ func TestSourceDrainReturnsBufferedThenCloses(t *testing.T) {
 	if err := m.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The first pull asks for one message; wait until the next pull's
+	// messages are held, so that Drain has a buffer to hand over.
+	queuetest.WaitFor(t, 5*time.Second, func() error {
+		if b := src.BufferedBytes(); b != n-1 {
+			return fmt.Errorf("%d bytes buffered, want %d", b, n-1)
+		}
+		return nil
+	})
 	src.Drain()
+	got := []string{string(m.Data)}
+	var held []*queue.Message
 	for {
 		m, err := src.Next(ctx)
 		if errors.Is(err, queue.ErrSourceClosed) {
@@ -211,7 +226,116 @@ func TestSourceDrainReturnsBufferedThenCloses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after drain: %v", err)
 		}
+		got = append(got, string(m.Data))
+		held = append(held, m)
+	}
+	for _, m := range held {
 		_ = m.Nak()
+	}
+	if strings.Join(got, "") != "abcde" {
+		t.Fatalf("before and after Drain the source returned %q, want every message in order: abcde", got)
+	}
+}
+
+// A consumer deleted on the server while a source pulls from it is
+// created again, and what is published next is delivered.
+func TestSourceRecreatesDeletedConsumer(t *testing.T) {
+	c, ctx := rawStream(t, 20*time.Second)
+	src, err := queue.NewSource(ctx, c, queue.SourceOptions{Stream: "RAW", Consumer: "w", FetchWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop()
+	if err := c.JetStream().DeleteConsumer(ctx, "RAW", "w"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, "raw.x", []byte("after"), nil); err != nil {
+		t.Fatal(err)
+	}
+	nctx, ncancel := context.WithTimeout(ctx, 10*time.Second)
+	defer ncancel()
+	m, err := src.Next(nctx)
+	if err != nil {
+		t.Fatalf("after the consumer was deleted: %v", err)
+	}
+	if string(m.Data) != "after" {
+		t.Fatalf("got %q, want the message published after the deletion", m.Data)
+	}
+	if _, err := c.JetStream().Consumer(ctx, "RAW", "w"); err != nil {
+		t.Fatalf("consumer not on the server: %v", err)
+	}
+}
+
+// Pulls that keep failing are reported by Err once StallAfter has passed,
+// and Err clears when pulls succeed again.
+func TestSourceErrReportsFailingPulls(t *testing.T) {
+	srv := queuetest.RunServer(t)
+	c := queuetest.Connect(t, srv.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	spec := queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}
+	if _, err := c.EnsureStream(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	src, err := queue.NewSource(ctx, c, queue.SourceOptions{
+		Stream: "RAW", Consumer: "w", FetchWait: 200 * time.Millisecond, StallAfter: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop()
+	if err := src.Err(); err != nil {
+		t.Fatalf("Err on a healthy source: %v", err)
+	}
+	// Without its stream the consumer cannot be created again.
+	if err := c.JetStream().DeleteStream(ctx, "RAW"); err != nil {
+		t.Fatal(err)
+	}
+	queuetest.WaitFor(t, 10*time.Second, func() error {
+		err := src.Err()
+		if err == nil {
+			return errors.New("Err is nil while the stream is gone")
+		}
+		if !strings.Contains(err.Error(), "consumer w on stream RAW") {
+			return fmt.Errorf("Err %q does not name the consumer and stream", err)
+		}
+		return nil
+	})
+	if _, err := c.EnsureStream(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	queuetest.WaitFor(t, 10*time.Second, func() error {
+		if err := src.Err(); err != nil {
+			return fmt.Errorf("Err after the stream came back: %v", err)
+		}
+		return nil
+	})
+}
+
+// A publish whose acknowledgement never comes (a stream that changed
+// leader can drop it without a reply) fails after PublishAckTimeout and
+// gives back its place, instead of holding it and its payload for good.
+func TestPublishWithoutAckTimesOut(t *testing.T) {
+	srv := queuetest.RunServer(t)
+	c := queuetest.Connect(t, srv.ClientURL(), func(o *queue.ConnOptions) { o.PublishAckTimeout = 200 * time.Millisecond })
+	sub, err := c.NATS().SubscribeSync("silent") // interest, but no reply
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 3 {
+		p, err := c.PublishAsync("silent", make([]byte, 1<<20), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Wait(ctx); err == nil || ctx.Err() != nil {
+			t.Fatalf("Wait: %v (context: %v), want the publish to time out first", err, ctx.Err())
+		}
+	}
+	if n := c.JetStream().PublishAsyncPending(); n != 0 {
+		t.Fatalf("%d unacknowledged publishes still pending", n)
 	}
 }
 
@@ -304,13 +428,7 @@ func TestClusteredPullLosesNothing(t *testing.T) {
 // fits the byte budget: with 1 MiB messages and BufferBytes of 4 MiB the
 // source never holds more than 4 MiB, however many messages it may hold.
 func TestSourceBufferFollowsMessageSize(t *testing.T) {
-	srv := queuetest.RunServer(t)
-	c := queuetest.Connect(t, srv.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := rawStream(t, 30*time.Second)
 	const n, size = 40, 1 << 20
 	payload := make([]byte, size)
 	for i := range n {

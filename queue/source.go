@@ -46,6 +46,10 @@ type SourceOptions struct {
 	// FetchWait is how long one pull request waits for messages; default
 	// 500ms. It bounds how long Drain waits for the request in flight.
 	FetchWait time.Duration
+	// StallAfter is how long pulls may fail in a row before Err reports it
+	// and a warning is logged; default 10s. Shorter runs (a leader
+	// election, a reconnect) are logged at debug level only.
+	StallAfter time.Duration
 }
 
 // Source reads messages from a durable pull consumer. One goroutine pulls
@@ -54,17 +58,23 @@ type SourceOptions struct {
 // Stop from any.
 type Source struct {
 	opts   SourceOptions
-	cons   jetstream.Consumer
+	js     jetstream.JetStream
+	config jetstream.ConsumerConfig
+	log    *slog.Logger
 	msgs   chan *Message
 	drain  chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
-	log    *slog.Logger
+	// warnedAt is when the pulling goroutine last warned of failing pulls.
+	warnedAt time.Time
 
-	mu    sync.Mutex
-	held  int           // payload bytes in msgs
-	freed chan struct{} // signalled when Next takes a message
+	mu      sync.Mutex
+	cons    jetstream.Consumer
+	held    int           // payload bytes in msgs
+	freed   chan struct{} // signalled when Next takes a message
+	failing time.Time     // when the current run of failed pulls began; zero while pulls succeed
+	lastErr error         // the last pull's error while failing
 }
 
 // BufferedBytes is the payload held fetched but not yet returned by Next.
@@ -117,24 +127,103 @@ func NewSource(ctx context.Context, c *Conn, o SourceOptions) (*Source, error) {
 	default:
 		cfg.FilterSubjects = o.FilterSubjects
 	}
-	cons, err := c.js.Consumer(ctx, o.Stream, o.Consumer)
+	if o.StallAfter == 0 {
+		o.StallAfter = 10 * time.Second
+	}
+	s := &Source{
+		opts: o, js: c.js, config: cfg, log: c.log, msgs: make(chan *Message, o.BufferMessages),
+		drain: make(chan struct{}), done: make(chan struct{}), freed: make(chan struct{}, 1),
+	}
+	cons, _, err := s.bind(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.cons = cons
+	pullCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.pull(pullCtx)
+	return s, nil
+}
+
+// bind looks the durable consumer up and creates it when it is missing;
+// created says it did.
+func (s *Source) bind(ctx context.Context) (cons jetstream.Consumer, created bool, err error) {
+	o := s.opts
+	cons, err = s.js.Consumer(ctx, o.Stream, o.Consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		cons, err = c.js.CreateConsumer(ctx, o.Stream, cfg)
+		cons, err = s.js.CreateConsumer(ctx, o.Stream, s.config)
+		created = err == nil
 		if errors.Is(err, jetstream.ErrConsumerExists) {
-			cons, err = c.js.Consumer(ctx, o.Stream, o.Consumer)
+			cons, err = s.js.Consumer(ctx, o.Stream, o.Consumer)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("queue: consumer %s on stream %s: %w", o.Consumer, o.Stream, err)
+		return nil, false, fmt.Errorf("queue: consumer %s on stream %s: %w", o.Consumer, o.Stream, err)
 	}
-	pullCtx, cancel := context.WithCancel(context.Background())
-	s := &Source{
-		opts: o, cons: cons, msgs: make(chan *Message, o.BufferMessages),
-		drain: make(chan struct{}), cancel: cancel, done: make(chan struct{}), log: c.log,
-		freed: make(chan struct{}, 1),
+	return cons, created, nil
+}
+
+// consumer is the consumer pulls go to.
+func (s *Source) consumer() jetstream.Consumer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cons
+}
+
+// failed records a pull that failed, warns when pulls have failed for
+// StallAfter (and each minute after), and binds to the consumer again: a
+// consumer deleted on the server (by an operator, or a stream recreated)
+// is created again rather than pulled from in vain.
+func (s *Source) failed(ctx context.Context, err error) {
+	now := time.Now()
+	s.mu.Lock()
+	if s.failing.IsZero() {
+		s.failing = now
 	}
-	go s.pull(pullCtx)
-	return s, nil
+	since := s.failing
+	s.lastErr = err
+	s.mu.Unlock()
+	o := s.opts
+	if d := now.Sub(since); d >= o.StallAfter {
+		if now.Sub(s.warnedAt) >= time.Minute {
+			s.warnedAt = now
+			s.log.Warn("pulls from the consumer keep failing; retrying", "consumer", o.Consumer, "stream", o.Stream, "for", d.Round(time.Second), "err", err)
+		}
+	} else {
+		s.log.Debug("pull request failed; retrying", "consumer", o.Consumer, "err", err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, o.FetchWait+time.Second)
+	defer cancel()
+	cons, created, berr := s.bind(bctx)
+	if berr != nil {
+		s.log.Debug("consumer lookup failed", "consumer", o.Consumer, "err", berr)
+		return
+	}
+	s.mu.Lock()
+	s.cons = cons
+	s.mu.Unlock()
+	if created {
+		s.log.Warn("consumer was missing on the server; created it again", "consumer", o.Consumer, "stream", o.Stream)
+	}
+}
+
+// pulled records a pull that succeeded.
+func (s *Source) pulled() {
+	s.warnedAt = time.Time{}
+	s.mu.Lock()
+	s.failing, s.lastErr = time.Time{}, nil
+	s.mu.Unlock()
+}
+
+// Err is nil while pulls succeed, and the last pull's error once they have
+// failed for StallAfter in a row: the /readyz check reports it.
+func (s *Source) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failing.IsZero() || time.Since(s.failing) < s.opts.StallAfter {
+		return nil
+	}
+	return fmt.Errorf("queue: pulls from consumer %s on stream %s failing for %v: %w", s.opts.Consumer, s.opts.Stream, time.Since(s.failing).Round(time.Second), s.lastErr)
 }
 
 // pull issues one pull request at a time and queues what it returns, until
@@ -183,10 +272,10 @@ func (s *Source) pull(ctx context.Context) {
 				return
 			}
 		}
-		batch, err := s.cons.Fetch(recent.fit(room, most), jetstream.FetchMaxWait(s.opts.FetchWait))
+		batch, err := s.consumer().Fetch(recent.fit(room, most), jetstream.FetchMaxWait(s.opts.FetchWait))
 		if err != nil {
 			// Disconnected or the server is restarting: try again shortly.
-			s.log.Debug("pull request failed; retrying", "consumer", s.opts.Consumer, "err", err)
+			s.failed(ctx, err)
 			if !pause() {
 				return
 			}
@@ -207,14 +296,17 @@ func (s *Source) pull(ctx context.Context) {
 			}
 		}
 		if err := batch.Error(); err != nil && n == 0 {
-			// No responders (no consumer leader yet), a leadership change,
-			// a server shutting down: asking again at once would spin.
-			s.log.Debug("pull request ended without messages; retrying", "consumer", s.opts.Consumer, "err", err)
+			// No responders (no consumer leader yet, or no consumer), a
+			// leadership change, a server shutting down, a consumer
+			// deleted or refusing the request: asking again at once would
+			// spin.
+			s.failed(ctx, err)
 			if !pause() {
 				return
 			}
 			continue
 		}
+		s.pulled()
 		retry = 50 * time.Millisecond
 	}
 }
@@ -281,7 +373,7 @@ func (s *Source) Stop() {
 // Pending reports the consumer's lag: messages not yet delivered and
 // messages delivered but not acknowledged.
 func (s *Source) Pending(ctx context.Context) (pending uint64, ackPending int, err error) {
-	info, err := s.cons.Info(ctx)
+	info, err := s.consumer().Info(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("queue: consumer %s info: %w", s.opts.Consumer, err)
 	}

@@ -74,7 +74,7 @@ const (
 // The output modes.
 const (
 	OutputBatch = "batch" // one message per batch (split when over max_payload)
-	OutputItem  = "item"  // one message per item, Nats-Msg-Id <pipeline>:<item id>
+	OutputItem  = "item"  // one message per item, Nats-Msg-Id <pipeline>:<stream>:<stream sequence>
 )
 
 // The devices.

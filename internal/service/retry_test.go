@@ -12,7 +12,7 @@ import (
 )
 
 func TestSetupRetriesTransientBrokerErrors(t *testing.T) {
-	s := &Service{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &Service{log: slog.New(slog.NewTextHandler(io.Discard, nil)), drained: make(chan struct{})}
 	ctx := context.Background()
 
 	calls := 0
@@ -43,5 +43,20 @@ func TestSetupRetriesTransientBrokerErrors(t *testing.T) {
 	err = s.retry(cancelled, "text", "stream RAW_TEXT", func() error { calls++; return nats.ErrTimeout })
 	if err == nil || calls != 1 {
 		t.Fatalf("a cancelled start: err %v, %d calls; want an error after one call", err, calls)
+	}
+}
+
+func TestDrainStopsSetupRetries(t *testing.T) {
+	s := &Service{log: slog.New(slog.NewTextHandler(io.Discard, nil)), drained: make(chan struct{})}
+	calls := 0
+	err := s.retry(context.Background(), "text", "stream RAW_TEXT", func() error {
+		calls++
+		if calls == 2 {
+			s.Drain() // a SIGTERM while the broker is not answering
+		}
+		return nats.ErrNoResponders
+	})
+	if !errors.Is(err, errDrainedDuringSetup) || calls != 2 {
+		t.Fatalf("drained during retries: err %v after %d calls; want errDrainedDuringSetup after 2", err, calls)
 	}
 }

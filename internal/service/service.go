@@ -48,6 +48,11 @@ type Service struct {
 	http      *httpapi.Server
 	running   map[string]bool
 	device    string
+
+	// drained is closed by the first Drain: pipelines set up after it are
+	// drained as soon as they exist, and setup stops retrying.
+	drained   chan struct{}
+	drainOnce sync.Once
 }
 
 // New checks the configuration and prepares a service; Run starts it.
@@ -69,6 +74,7 @@ func New(cfg *config.Config, opts Options) (*Service, error) {
 	return &Service{
 		cfg: cfg, opts: opts, log: opts.Logger, reg: opts.Registry,
 		m: metrics.New(opts.Registry), running: map[string]bool{}, device: device,
+		drained: make(chan struct{}),
 	}, nil
 }
 
@@ -108,7 +114,11 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	for i := range s.cfg.Pipelines {
-		if err := s.setup(ctx, &s.cfg.Pipelines[i]); err != nil {
+		err := s.setup(ctx, &s.cfg.Pipelines[i])
+		if errors.Is(err, errDrainedDuringSetup) {
+			break // run what exists: drained, it hands back what it fetched
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -144,13 +154,28 @@ func (s *Service) Run(ctx context.Context) error {
 	return first
 }
 
-// Drain stops every pipeline softly (see worker.Pipeline.Drain).
+// Drain stops every pipeline softly (see worker.Pipeline.Drain), those
+// still being set up included: a drain during setup stops its retries and
+// drains each pipeline that exists.
 func (s *Service) Drain() {
+	s.drainOnce.Do(func() { close(s.drained) })
 	s.mu.Lock()
 	ps := append([]*worker.Pipeline(nil), s.pipelines...)
 	s.mu.Unlock()
 	for _, p := range ps {
 		p.Drain()
+	}
+}
+
+// errDrainedDuringSetup ends setup when Drain was called.
+var errDrainedDuringSetup = errors.New("drained while setting up")
+
+func (s *Service) draining() bool {
+	select {
+	case <-s.drained:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -175,6 +200,11 @@ func (s *Service) Ready() error {
 	}
 	if len(down) > 0 {
 		return fmt.Errorf("pipelines not running: %s", strings.Join(down, ", "))
+	}
+	for i, src := range s.sources {
+		if err := src.Err(); err != nil {
+			return fmt.Errorf("pipeline %s: %w", s.cfg.Pipelines[i].Name, err)
+		}
 	}
 	return nil
 }
@@ -285,7 +315,9 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 	if err != nil {
 		return fmt.Errorf("pipeline %s: %w", p.Name, err)
 	}
+	s.mu.Lock()
 	s.sources = append(s.sources, src)
+	s.mu.Unlock()
 	w, err := worker.New(worker.Options{
 		Name: p.Name, Device: s.device, Output: p.Output, DeadLetter: p.DeadLetter, OutputMode: p.OutputMode,
 		Batch: p.Batch, MaxItemBytes: p.Limits.MaxBytes, MaxInflightBytes: p.MaxInflightBytes,
@@ -299,6 +331,11 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 	s.mu.Lock()
 	s.pipelines = append(s.pipelines, w)
 	s.mu.Unlock()
+	if s.draining() {
+		// Drain copied the pipelines before this one was added, or after:
+		// either way it is drained once.
+		w.Drain()
+	}
 	s.log.Info("pipeline ready", "pipeline", p.Name, "device", s.device, "subjects", p.Subjects, "output", p.Output, "dead_letter", p.DeadLetter)
 	return nil
 }
@@ -327,6 +364,9 @@ func (s *Service) retry(ctx context.Context, pipeline, what string, f func() err
 	var deadline time.Time
 	wait := 100 * time.Millisecond
 	for {
+		if s.draining() {
+			return errDrainedDuringSetup
+		}
 		err := f()
 		if err == nil || !queue.Transient(err) || ctx.Err() != nil {
 			return err
@@ -341,6 +381,8 @@ func (s *Service) retry(ctx context.Context, pipeline, what string, f func() err
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.drained:
+			return errDrainedDuringSetup
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)

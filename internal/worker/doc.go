@@ -7,15 +7,16 @@
 //	fetch   ─ reads messages from the Source, holds their bytes against the
 //	          in-flight budget, rejects oversized or empty items at once
 //	batch   ─ groups items by the batch policy (max_items, max_bytes, max_wait)
-//	process ─ runs the Processor on a batch, keeping the messages alive with
-//	          InProgress while it works
+//	process ─ runs the Processor on a batch; from here until its items are
+//	          settled the messages are kept alive with InProgress
 //	publish ─ encodes tensors as safetensors, publishes them, waits for the
-//	          stream's acknowledgements, then settles every input message
+//	          stream's acknowledgements (publishing again, identical, what
+//	          was not acknowledged), then settles every input message
 //
-// Every input message is settled in exactly one place, settle, following one
-// table: published → Ack; bad input or out of retries → dead letter, then
-// Term; transient failure → NakWithDelay on the retry schedule; shutting
-// down before processing → Nak (handed back at once).
+// Every input message is settled in exactly one place, settleAll, following
+// one table (decide): published → Ack; bad input or out of retries → dead
+// letter, then Term; transient failure → NakWithDelay on the retry
+// schedule; shutting down before processing → Nak (handed back at once).
 //
 // Drain is the soft stop: fetching stops, fetched-but-unbatched items are
 // handed back, batches already formed are finished. Cancelling Run's context

@@ -31,12 +31,13 @@ type Publisher interface {
 // Output modes.
 const (
 	// OutputBatch publishes one message per batch (split when larger than
-	// the server's max_payload). A crash after publishing and before acking
-	// can publish a batch's items twice.
+	// the server's max_payload). A crash after publishing and before
+	// acking, or an acknowledgement lost on every try, can publish a
+	// batch's items twice.
 	OutputBatch = "batch"
 	// OutputItem publishes one message per item with Nats-Msg-Id
-	// "<pipeline>:<item id>", so the stream's duplicate window drops a
-	// re-publication after a crash.
+	// "<pipeline>:<stream>:<stream sequence>", so the stream's duplicate
+	// window drops a re-publication after a crash.
 	OutputItem = "item"
 )
 
@@ -46,7 +47,7 @@ const (
 	HeaderItems    = "Stoker-Items"
 	HeaderPart     = "Stoker-Part"    // "k/n" when a batch is split into n messages
 	HeaderError    = "Stoker-Error"   // dead letters: why the item was rejected
-	HeaderItemID   = "Stoker-Item-Id" // dead letters: the item's id
+	HeaderItemID   = "Stoker-Item-Id" // dead letters, and outputs in item mode: the item's id
 	HeaderReason   = "Stoker-Reason"  // dead letters: the reason code
 	HeaderDeliver  = "Stoker-Deliveries"
 	HeaderSubject  = "Stoker-Subject" // dead letters: the subject the item arrived on
@@ -181,6 +182,9 @@ type work struct {
 	result  *preprocess.Batch
 	err     error         // whole-batch transient failure
 	done    chan struct{} // closed when result and err are set
+	// stopKeepAlive ends the InProgress signals sent for the entries from
+	// when the batch reaches process until it is settled.
+	stopKeepAlive func()
 }
 
 // Drain asks the pipeline to stop softly: no more fetching, fetched items
@@ -353,9 +357,14 @@ func (p *Pipeline) process(ctx context.Context, in <-chan *work, out chan<- *wor
 	defer running.Wait()
 	slots := make(chan struct{}, p.opts.InflightBatches)
 	for w := range in {
+		// Kept alive from here to settling: while the batch waits for a
+		// slot, is processed, and waits for the batches before it to be
+		// published (which a slow broker can make longer than AckWait).
+		w.stopKeepAlive = p.keepAlive(ctx, w.entries)
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
+			w.stopKeepAlive()
 			return
 		}
 		w.done = make(chan struct{})
@@ -383,10 +392,8 @@ func (p *Pipeline) processOne(ctx context.Context, w *work) {
 	for i, e := range w.entries {
 		items[i] = preprocess.Item{ID: e.id, Data: e.msg.Data}
 	}
-	stop := p.keepAlive(w.entries)
 	start := time.Now()
 	w.result, w.err = p.proc.Process(ctx, items)
-	stop()
 	p.observe(metrics.StageProcess, time.Since(start))
 	if w.result != nil {
 		for stage, d := range w.result.Timings {
@@ -401,8 +408,8 @@ func (p *Pipeline) observe(stage string, d time.Duration) {
 }
 
 // keepAlive sends InProgress for the entries every third of AckWait until
-// the returned function is called.
-func (p *Pipeline) keepAlive(es []*entry) (stop func()) {
+// the returned function is called or ctx ends.
+func (p *Pipeline) keepAlive(ctx context.Context, es []*entry) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -413,6 +420,8 @@ func (p *Pipeline) keepAlive(es []*entry) (stop func()) {
 			select {
 			case <-done:
 				return
+			case <-ctx.Done():
+				return
 			case <-t.C:
 				for _, e := range es {
 					_ = e.msg.InProgress()
@@ -420,5 +429,6 @@ func (p *Pipeline) keepAlive(es []*entry) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); <-finished }
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }); <-finished }
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -79,11 +81,12 @@ type harness struct {
 	conn *queue.Conn
 	m    *metrics.Metrics
 	reg  *prometheus.Registry
+	pub  worker.Publisher // what start's pipelines publish with; nil: conn
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, opts ...queuetest.ServerOption) *harness {
 	t.Helper()
-	srv := queuetest.RunServer(t)
+	srv := queuetest.RunServer(t, opts...)
 	c := queuetest.Connect(t, srv.ClientURL())
 	ctx := context.Background()
 	for _, s := range []queue.StreamSpec{
@@ -130,7 +133,11 @@ func (h *harness) start(proc preprocess.Processor, mod func(*worker.Options, *qu
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	p, err := worker.New(o, src, h.conn, proc, h.m)
+	var pub worker.Publisher = h.conn
+	if h.pub != nil {
+		pub = h.pub
+	}
+	p, err := worker.New(o, src, pub, proc, h.m)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -311,6 +318,9 @@ func TestTransientFailureRetriesThenDeadLetters(t *testing.T) {
 			if dl.Header.Get(worker.HeaderReason) != "max_deliver" || dl.Header.Get(worker.HeaderDeliver) != "3" {
 				t.Fatalf("dead letter headers %v", dl.Header)
 			}
+			if e := dl.Header.Get(worker.HeaderError); !strings.HasPrefix(e, `item "item-000": transient failure: `) {
+				t.Errorf("dead letter error %q does not name the item and the failure", e)
+			}
 			if !bytes.Equal(dl.Data, []byte("flaky-1")) {
 				t.Fatalf("dead letter payload %q, want the original", dl.Data)
 			}
@@ -352,19 +362,47 @@ func TestSplitsBatchOverMaxPayload(t *testing.T) {
 	}
 }
 
+// In item mode each message's Nats-Msg-Id is the item's position in its
+// stream, and Stoker-Item-Id its id: two different items that share a
+// producer's id (published outside the input stream's duplicate window,
+// such as a camera's "latest.jpg") are both published, not dropped as
+// duplicates of each other by the output stream.
 func TestItemModeSetsPerItemMsgID(t *testing.T) {
 	h := newHarness(t)
-	h.publish("a", "b", "c")
+	ctx := context.Background()
+	st, err := h.conn.JetStream().Stream(ctx, "RAW")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Duplicates = 100 * time.Millisecond
+	if _, err := h.conn.JetStream().UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("a", "b")
+	hdr := nats.Header{nats.MsgIdHdr: {"item-000"}} // the first item's id again
+	queuetest.WaitFor(t, 5*time.Second, func() error {
+		ack, err := h.conn.Publish(ctx, "raw.x", []byte("c"), hdr)
+		if err != nil {
+			return err
+		}
+		if ack.Duplicate {
+			return errors.New("still inside the input stream's duplicate window")
+		}
+		return nil
+	})
 	_, stop := h.start(&echoProcessor{width: 2}, func(o *worker.Options, _ *queue.SourceOptions) {
 		o.OutputMode = worker.OutputItem
 	})
 	h.waitOutputs(3)
 	stop()
+	var got []string
 	for _, m := range h.outputs("OUT") {
-		id := m.Header.Get("Nats-Msg-Id")
-		if !strings.HasPrefix(id, "echo:item-00") {
-			t.Errorf("item-mode Nats-Msg-Id %q", id)
-		}
+		got = append(got, m.Header.Get(nats.MsgIdHdr)+" "+m.Header.Get(worker.HeaderItemID)+" "+string(m.Data[len(m.Data)-2:]))
+	}
+	want := []string{"echo:RAW:1 item-000 a\x00", "echo:RAW:2 item-001 b\x00", "echo:RAW:3 item-000 c\x00"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("item-mode messages (Nats-Msg-Id, Stoker-Item-Id, last tensor bytes):\n got %q\nwant %q", got, want)
 	}
 }
 

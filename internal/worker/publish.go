@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -20,7 +21,9 @@ import (
 // headerRoom is kept free of a message's max_payload for its headers.
 const headerRoom = 4 << 10
 
-// publish encodes and publishes each processed batch, then settles its items.
+// publish encodes and publishes each processed batch, then settles its
+// items. Each batch's keep-alive, started when the batch was formed, ends
+// here once its items are settled.
 func (p *Pipeline) publish(ctx context.Context, in <-chan *work) {
 	for w := range in {
 		select {
@@ -28,9 +31,8 @@ func (p *Pipeline) publish(ctx context.Context, in <-chan *work) {
 		case <-ctx.Done():
 			return
 		}
-		stop := p.keepAlive(w.entries)
 		p.publishOne(ctx, w)
-		stop()
+		w.stopKeepAlive()
 		if w.result != nil {
 			w.result.Release() // encoded: the processor may reuse the tensors' memory
 		}
@@ -41,57 +43,86 @@ func (p *Pipeline) publish(ctx context.Context, in <-chan *work) {
 	}
 }
 
+// publishOne publishes a processed batch's tensors and settles every item:
+// each one's outcome is its bad-input error, its message's publish error,
+// or nil.
 func (p *Pipeline) publishOne(ctx context.Context, w *work) {
+	outcomes := make([]error, len(w.entries))
 	if w.err != nil {
-		p.log.Warn("batch failed; items will be retried", "items", len(w.entries), "err", w.err)
-		for _, e := range w.entries {
-			p.settle(ctx, e, fmt.Errorf("%w: %w", errTransient, w.err))
+		p.log.Warn("batch failed; its items will be retried", "items", len(w.entries), "first_item", w.entries[0].id, "err", w.err)
+		for i, e := range w.entries {
+			outcomes[i] = fmt.Errorf("item %q: %w: %w", e.id, errTransient, w.err)
 		}
+		p.settleAll(ctx, w.entries, outcomes)
 		return
 	}
 	res := w.result
-	byID := make(map[string]*entry, len(w.entries))
-	for _, e := range w.entries {
-		byID[e.id] = e
-	}
-	// Item failures first: dead letters do not wait for the tensors.
-	failed := make(map[*entry]error, len(res.Failed))
 	for i := range res.Failed {
 		f := &res.Failed[i]
-		failed[w.entries[f.Index]] = f // its message names the item
+		outcomes[f.Index] = f // its message names the item
 	}
-	var pubErr error
+	// Row r of the result is the r-th item that did not fail.
+	rows := make([]*entry, 0, res.Len())
+	for i, e := range w.entries {
+		if outcomes[i] == nil {
+			rows = append(rows, e)
+		}
+	}
+	if len(rows) != res.Len() {
+		err := fmt.Errorf("%w: the processor returned %d rows for %d good items", errTransient, res.Len(), len(rows))
+		for i := range outcomes {
+			if outcomes[i] == nil {
+				outcomes[i] = err
+			}
+		}
+		p.settleAll(ctx, w.entries, outcomes)
+		return
+	}
 	if res.Len() > 0 {
+		pubErr := make(map[*entry]error, len(rows))
 		start := time.Now()
-		msgs, err := p.encode(res)
+		msgs, err := p.encode(res, rows)
 		p.observe(metrics.StageEncode, time.Since(start))
-		if err == nil {
+		if err != nil {
+			for _, e := range rows {
+				pubErr[e] = err
+			}
+		} else {
 			start = time.Now()
-			err = p.sendAll(ctx, msgs)
+			errs := p.sendAll(ctx, msgs)
 			p.observe(metrics.StagePublish, time.Since(start))
+			// Each message settles its own rows: a part of a split batch
+			// that was stored is acknowledged even if another part failed.
+			for k, m := range msgs {
+				for _, e := range rows[m.lo:m.hi] {
+					pubErr[e] = errs[k]
+				}
+			}
 		}
-		pubErr = err
-	}
-	for _, e := range w.entries {
-		switch err, bad := failed[e]; {
-		case bad:
-			p.settle(ctx, e, err)
-		case pubErr != nil:
-			p.settle(ctx, e, fmt.Errorf("%w: %v", errTransient, pubErr))
-		default:
-			p.settle(ctx, e, nil)
+		for i, e := range w.entries {
+			if err := pubErr[e]; outcomes[i] == nil && err != nil {
+				outcomes[i] = fmt.Errorf("item %q: %w: %w", e.id, errTransient, err)
+			}
 		}
 	}
+	p.settleAll(ctx, w.entries, outcomes)
 }
 
-// outMsg is one message to publish.
+// outMsg is one message to publish: rows [lo, hi) of a batch, or a dead
+// letter.
 type outMsg struct {
-	data []byte
-	hdr  nats.Header
+	subject string
+	data    []byte
+	hdr     nats.Header
+	lo, hi  int
 }
 
-// encode turns a processed batch into messages that each fit max_payload.
-func (p *Pipeline) encode(b *preprocess.Batch) ([]outMsg, error) {
+// encode turns a processed batch into messages that each fit max_payload;
+// rows are the batch's rows' entries. Message ids follow from the input
+// messages' stream sequences, which stay the same when an item is
+// redelivered and differ between two items even if their producers gave
+// them the same id.
+func (p *Pipeline) encode(b *preprocess.Batch, rows []*entry) ([]outMsg, error) {
 	limit := p.opts.MaxPayload - headerRoom
 	if p.opts.OutputMode == OutputItem {
 		msgs := make([]outMsg, 0, b.Len())
@@ -105,39 +136,45 @@ func (p *Pipeline) encode(b *preprocess.Batch) ([]outMsg, error) {
 				return nil, fmt.Errorf("item %q: tensor message of %d bytes exceeds the server's max_payload (%d bytes); raise max_payload or choose a smaller dtype", b.IDs[i], len(data), p.opts.MaxPayload)
 			}
 			hdr := p.headers(part)
-			hdr.Set(nats.MsgIdHdr, p.opts.Name+":"+b.IDs[i])
-			msgs = append(msgs, outMsg{data: data, hdr: hdr})
+			hdr.Set(HeaderItemID, b.IDs[i])
+			hdr.Set(nats.MsgIdHdr, p.opts.Name+":"+position(rows[i].msg))
+			msgs = append(msgs, outMsg{subject: p.opts.Output, data: data, hdr: hdr, lo: i, hi: i + 1})
 		}
 		return msgs, nil
 	}
-	var parts []*preprocess.Batch
-	if err := p.split(b, 0, b.Len(), limit, &parts); err != nil {
+	var bounds [][2]int
+	if err := p.split(b, 0, b.Len(), limit, &bounds); err != nil {
 		return nil, err
 	}
-	msgs := make([]outMsg, 0, len(parts))
-	for k, part := range parts {
+	msgs := make([]outMsg, 0, len(bounds))
+	for k, r := range bounds {
+		part := b.Rows(r[0], r[1])
 		data, err := p.encodeRows(part)
 		if err != nil {
 			return nil, err
 		}
 		hdr := p.headers(part)
-		id := p.opts.Name + ":" + batchDigest(part.IDs)
-		if len(parts) > 1 {
-			hdr.Set(HeaderPart, fmt.Sprintf("%d/%d", k+1, len(parts)))
+		if len(bounds) > 1 {
+			hdr.Set(HeaderPart, fmt.Sprintf("%d/%d", k+1, len(bounds)))
 		}
-		hdr.Set(nats.MsgIdHdr, id)
-		msgs = append(msgs, outMsg{data: data, hdr: hdr})
+		hdr.Set(nats.MsgIdHdr, p.opts.Name+":"+batchDigest(rows[r[0]:r[1]]))
+		msgs = append(msgs, outMsg{subject: p.opts.Output, data: data, hdr: hdr, lo: r[0], hi: r[1]})
 	}
 	return msgs, nil
 }
 
-// split cuts rows [i, j) into parts whose encoding fits limit, halving as
-// needed.
-func (p *Pipeline) split(b *preprocess.Batch, i, j int, limit int64, parts *[]*preprocess.Batch) error {
+// position is where an input message is stored: "<stream>:<sequence>".
+func position(m *queue.Message) string {
+	return m.Stream + ":" + strconv.FormatUint(m.Sequence, 10)
+}
+
+// split cuts rows [i, j) into ranges whose encoding fits limit, halving
+// as needed.
+func (p *Pipeline) split(b *preprocess.Batch, i, j int, limit int64, parts *[][2]int) error {
 	part := b.Rows(i, j)
 	size := safetensors.EncodedSize(part.Tensors, p.metadata(part))
 	if int64(size) <= limit {
-		*parts = append(*parts, part)
+		*parts = append(*parts, [2]int{i, j})
 		return nil
 	}
 	if j-i == 1 {
@@ -189,36 +226,61 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// batchDigest names a batch by its item ids, so republishing the same batch
-// gives the same Nats-Msg-Id.
-func batchDigest(ids []string) string {
+// batchDigest names a batch by where its items are stored, so publishing
+// the same batch again gives the same Nats-Msg-Id.
+func batchDigest(rows []*entry) string {
 	h := sha256.New()
-	for _, id := range ids {
-		h.Write([]byte(id))
+	for _, e := range rows {
+		h.Write([]byte(position(e.msg)))
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// sendAll publishes msgs asynchronously and waits for every acknowledgement.
-func (p *Pipeline) sendAll(ctx context.Context, msgs []outMsg) error {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.SettleTimeout)
-	defer cancel()
-	pending := make([]*queue.Pending, 0, len(msgs))
-	var firstErr error
-	for _, m := range msgs {
-		pa, err := p.pub.PublishAsync(p.opts.Output, m.data, m.hdr)
-		if err != nil {
-			firstErr = err
-			break
-		}
-		pending = append(pending, pa)
-		p.m.OutputBytesTotal.WithLabelValues(p.opts.Name).Add(float64(len(m.data)))
+// publishAttempts is how many times sendAll publishes a message whose
+// acknowledgement does not come.
+const publishAttempts = 3
+
+// sendAll publishes msgs asynchronously and waits for every
+// acknowledgement, up to SettleTimeout per attempt. A message that was not
+// acknowledged (a lost reply, a stream changing leader, a reconnect) is
+// published again as it was: with the same Nats-Msg-Id, the stream drops
+// the copy if the first one was stored, so a lost acknowledgement costs
+// neither a loss nor a duplicate. It returns each message's error.
+func (p *Pipeline) sendAll(ctx context.Context, msgs []outMsg) []error {
+	errs := make([]error, len(msgs))
+	todo := make([]int, len(msgs))
+	for i := range todo {
+		todo[i] = i
 	}
-	for _, pa := range pending {
-		if _, err := pa.Wait(ctx); err != nil && firstErr == nil {
-			firstErr = err
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, p.opts.SettleTimeout)
+		pending := make(map[int]*queue.Pending, len(todo))
+		for _, i := range todo {
+			m := msgs[i]
+			pa, err := p.pub.PublishAsync(m.subject, m.data, m.hdr)
+			errs[i] = err
+			if err == nil {
+				pending[i] = pa
+				if attempt == 1 && m.subject == p.opts.Output {
+					p.m.OutputBytesTotal.WithLabelValues(p.opts.Name).Add(float64(len(m.data)))
+				}
+			}
 		}
+		for i, pa := range pending {
+			_, errs[i] = pa.Wait(actx)
+		}
+		cancel()
+		var again []int
+		for _, i := range todo {
+			if errs[i] != nil && !errors.Is(errs[i], nats.ErrMaxPayload) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 || attempt == publishAttempts || ctx.Err() != nil {
+			return errs
+		}
+		p.log.Debug("publish not acknowledged; publishing again", "messages", len(again), "attempt", attempt+1, "err", errs[again[0]])
+		todo = again
 	}
-	return firstErr
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -63,45 +64,76 @@ func reason(err error) string {
 	return metrics.ReasonTransient
 }
 
-// settle carries out decide's action for one item. Failures to settle are
-// logged: the server redelivers the message after AckWait, so nothing is lost.
+// settle carries out decide's action for one item.
 func (p *Pipeline) settle(ctx context.Context, e *entry, err error) {
-	m := e.msg
-	switch p.decide(e, err) {
-	case actAck:
-		if aerr := m.AckNow(); aerr != nil {
-			p.log.Warn("ack failed; the item will be redelivered", "item", e.id, "err", aerr)
-			return
+	p.settleAll(ctx, []*entry{e}, []error{err})
+}
+
+// settleAll carries out decide's action for each item, outcomes[i] being
+// entries[i]'s. The dead letters go out together and are waited for once.
+// Failures to settle are logged: the server redelivers the message after
+// AckWait, so nothing is lost.
+func (p *Pipeline) settleAll(ctx context.Context, entries []*entry, outcomes []error) {
+	var letters []outMsg
+	var lettered []int // entries[lettered[k]] is letters[k]'s item
+	for i, e := range entries {
+		if p.decide(e, outcomes[i]) == actDeadLetter {
+			letters = append(letters, p.deadLetter(e, deadLetterReason(outcomes[i]), outcomes[i]))
+			lettered = append(lettered, i)
 		}
-		p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeOK).Inc()
-		if !m.Published.IsZero() {
-			p.m.EndToEndSeconds.WithLabelValues(p.opts.Name).Observe(time.Since(m.Published).Seconds())
-		}
-	case actHandBack:
-		_ = m.Nak()
-	case actRetry:
-		p.m.FailuresTotal.WithLabelValues(p.opts.Name, reason(err)).Inc()
-		p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeRetry).Inc()
-		delay := p.backoff(int(m.Delivered))
-		p.log.Debug("item handed back for a retry", "item", e.id, "delivery", m.Delivered, "delay", delay, "err", err)
-		_ = m.NakWithDelay(delay)
-	case actDeadLetter:
-		r := reason(err)
-		if errors.Is(err, errTransient) {
-			r = metrics.ReasonMaxDeliver
-		}
-		p.m.FailuresTotal.WithLabelValues(p.opts.Name, r).Inc()
-		if derr := p.deadLetter(ctx, e, r, err); derr != nil {
-			// Without its dead letter the item must not be terminated.
-			p.log.Warn("dead-letter publish failed; the item will be retried", "item", e.id, "err", derr)
-			_ = m.NakWithDelay(p.backoff(int(m.Delivered)))
-			return
-		}
-		p.m.DeadLettersTotal.WithLabelValues(p.opts.Name, r).Inc()
-		p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeDeadLetter).Inc()
-		p.log.Info("item dead-lettered", "item", e.id, "reason", r, "err", err)
-		_ = m.Term(err.Error())
 	}
+	var letterErr []error
+	if len(letters) > 0 {
+		letterErr = p.sendAll(ctx, letters)
+	}
+	k := 0
+	for i, e := range entries {
+		err := outcomes[i]
+		m := e.msg
+		switch p.decide(e, err) {
+		case actAck:
+			if aerr := m.AckNow(); aerr != nil {
+				p.log.Warn("ack failed; the item will be redelivered", "item", e.id, "err", aerr)
+				continue
+			}
+			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeOK).Inc()
+			if !m.Published.IsZero() {
+				p.m.EndToEndSeconds.WithLabelValues(p.opts.Name).Observe(time.Since(m.Published).Seconds())
+			}
+		case actHandBack:
+			_ = m.Nak()
+		case actRetry:
+			p.m.FailuresTotal.WithLabelValues(p.opts.Name, reason(err)).Inc()
+			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeRetry).Inc()
+			delay := p.backoff(int(m.Delivered))
+			p.log.Debug("item handed back for a retry", "item", e.id, "delivery", m.Delivered, "delay", delay, "err", err)
+			_ = m.NakWithDelay(delay)
+		case actDeadLetter:
+			derr := letterErr[k]
+			k++
+			r := deadLetterReason(err)
+			p.m.FailuresTotal.WithLabelValues(p.opts.Name, r).Inc()
+			if derr != nil {
+				// Without its dead letter the item must not be terminated.
+				p.log.Warn("dead-letter publish failed; the item will be retried", "item", e.id, "err", derr)
+				_ = m.NakWithDelay(p.backoff(int(m.Delivered)))
+				continue
+			}
+			p.m.DeadLettersTotal.WithLabelValues(p.opts.Name, r).Inc()
+			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeDeadLetter).Inc()
+			p.log.Info("item dead-lettered", "item", e.id, "reason", r, "err", err)
+			_ = m.Term(err.Error())
+		}
+	}
+}
+
+// deadLetterReason is the reason code a dead letter carries: a transient
+// failure that used up the deliveries is max_deliver.
+func deadLetterReason(err error) string {
+	if errors.Is(err, errTransient) {
+		return metrics.ReasonMaxDeliver
+	}
+	return reason(err)
 }
 
 func (p *Pipeline) backoff(delivered int) time.Duration {
@@ -112,9 +144,16 @@ func (p *Pipeline) backoff(delivered int) time.Duration {
 // HeaderOriginal prefixes the item's own Nats-* headers on its dead letter.
 const HeaderOriginal = "Stoker-Original-"
 
-// deadLetter publishes the item's original payload and headers to the
-// dead-letter subject with the reason, and waits for the acknowledgement.
-func (p *Pipeline) deadLetter(ctx context.Context, e *entry, code string, err error) error {
+// HeaderPayloadOmitted is set on a dead letter that carries no payload
+// because the item with stoker's headers would exceed max_payload; it says
+// where the item is stored.
+const HeaderPayloadOmitted = "Stoker-Payload-Omitted"
+
+// deadLetter is the dead-letter message of an item: its original payload
+// and headers with the reason. Its Nats-Msg-Id is the item's position in
+// its stream, so a dead letter published twice (a lost acknowledgement, a
+// lost Term) is stored once.
+func (p *Pipeline) deadLetter(e *entry, code string, err error) outMsg {
 	hdr := nats.Header{}
 	for k, v := range e.msg.Header {
 		if strings.HasPrefix(strings.ToLower(k), "nats-") {
@@ -134,12 +173,23 @@ func (p *Pipeline) deadLetter(ctx context.Context, e *entry, code string, err er
 	hdr.Set(HeaderPipeline, p.opts.Name)
 	hdr.Set(HeaderSubject, e.msg.Subject)
 	hdr.Set(HeaderDeliver, strconv.FormatUint(e.msg.Delivered, 10))
-	pa, perr := p.pub.PublishAsync(p.opts.DeadLetter, e.msg.Data, hdr)
-	if perr != nil {
-		return perr
+	hdr.Set(nats.MsgIdHdr, p.opts.Name+":dead-letter:"+position(e.msg))
+	data := e.msg.Data
+	if int64(len(data)+headerBytes(hdr)) > p.opts.MaxPayload {
+		hdr.Set(HeaderPayloadOmitted, fmt.Sprintf("%d bytes; with these headers the dead letter would exceed max_payload (%d bytes); the item is message %d of stream %s", len(data), p.opts.MaxPayload, e.msg.Sequence, e.msg.Stream))
+		data = nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.opts.SettleTimeout)
-	defer cancel()
-	_, perr = pa.Wait(ctx)
-	return perr
+	return outMsg{subject: p.opts.DeadLetter, data: data, hdr: hdr}
+}
+
+// headerBytes is the size of hdr on the wire: "NATS/1.0\r\n", a
+// "key: value\r\n" line per value, and a blank line.
+func headerBytes(hdr nats.Header) int {
+	n := len("NATS/1.0\r\n") + len("\r\n")
+	for k, vs := range hdr {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	return n
 }

@@ -1,0 +1,219 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/stoker-ml/stoker/internal/batch"
+	"github.com/stoker-ml/stoker/internal/metrics"
+	"github.com/stoker-ml/stoker/internal/worker"
+	"github.com/stoker-ml/stoker/queue"
+	"github.com/stoker-ml/stoker/queue/queuetest"
+)
+
+// A bad item just under max_payload: with stoker's headers its dead letter
+// would not fit, so it goes without the payload and says where the item
+// is stored, instead of failing to publish on every delivery forever.
+func TestDeadLetterOverMaxPayloadOmitsPayload(t *testing.T) {
+	const maxPayload = 64 << 10
+	h := newHarness(t, func(o *server.Options) { o.MaxPayload = maxPayload })
+	h.publish("bad" + strings.Repeat("x", maxPayload-200))
+	_, stop := h.start(&echoProcessor{width: 4}, nil)
+	queuetest.WaitFor(t, 10*time.Second, func() error {
+		if n := len(h.outputs("DLQ")); n != 1 {
+			return fmt.Errorf("%d dead letters, want 1", n)
+		}
+		return nil
+	})
+	stop()
+	dl := h.outputs("DLQ")[0]
+	if len(dl.Data) != 0 {
+		t.Errorf("dead letter carries %d payload bytes, want none", len(dl.Data))
+	}
+	omitted := dl.Header.Get(worker.HeaderPayloadOmitted)
+	if !strings.Contains(omitted, "message 1 of stream RAW") || dl.Header.Get(worker.HeaderReason) != "corrupt" {
+		t.Errorf("dead letter headers %v: want the reason and where the item is stored", dl.Header)
+	}
+	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeDeadLetter)); got != 1 {
+		t.Errorf("%v items dead-lettered, want 1", got)
+	}
+}
+
+// lostAckPublisher stores the first output message but never delivers its
+// acknowledgement, as when a stream changes leader after storing it.
+type lostAckPublisher struct {
+	c    *queue.Conn
+	mu   sync.Mutex
+	lost bool
+}
+
+func (p *lostAckPublisher) PublishAsync(subject string, data []byte, hdr nats.Header) (*queue.Pending, error) {
+	p.mu.Lock()
+	lose := subject == "out" && !p.lost
+	p.lost = p.lost || lose
+	p.mu.Unlock()
+	if lose {
+		if _, err := p.c.PublishAsync(subject, data, hdr); err != nil {
+			return nil, err
+		}
+		return p.c.PublishAsync("nobody.listens", data, nil) // never acknowledged
+	}
+	return p.c.PublishAsync(subject, data, hdr)
+}
+
+// A batch whose publish acknowledgement is lost is published again as it
+// was: the stream drops the copy, and every item is acked once and
+// appears once.
+func TestLostPublishAckNeitherLosesNorDuplicates(t *testing.T) {
+	h := newHarness(t)
+	h.pub = &lostAckPublisher{c: h.conn}
+	h.publish("a", "b", "c", "d")
+	_, stop := h.start(&echoProcessor{width: 4}, func(o *worker.Options, _ *queue.SourceOptions) {
+		o.Batch = batch.Policy{MaxItems: 4, MaxBytes: 1 << 20, MaxWait: time.Second}
+		o.SettleTimeout = 300 * time.Millisecond
+	})
+	queuetest.WaitFor(t, 10*time.Second, func() error {
+		if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeOK)); got != 4 {
+			return fmt.Errorf("%v items acked", got)
+		}
+		return nil
+	})
+	stop()
+	if got := strings.Join(h.outputIDs(), " "); got != "item-000 item-001 item-002 item-003" {
+		t.Fatalf("output items %q, want each of the four once", got)
+	}
+	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeRetry)); got != 0 {
+		t.Errorf("%v items retried, want 0", got)
+	}
+}
+
+// failPartPublisher refuses every publish of the second part of a split
+// batch of four parts.
+type failPartPublisher struct{ c *queue.Conn }
+
+func (p failPartPublisher) PublishAsync(subject string, data []byte, hdr nats.Header) (*queue.Pending, error) {
+	if hdr.Get(worker.HeaderPart) == "2/4" {
+		return nil, errors.New("refused by the test")
+	}
+	return p.c.PublishAsync(subject, data, hdr)
+}
+
+// A split batch settles each part on its own: the items of the parts that
+// were stored are acked and appear once; only the failed part's items are
+// retried (each alone) and then published.
+func TestSplitBatchSettlesEachPart(t *testing.T) {
+	h := newHarness(t)
+	h.pub = failPartPublisher{c: h.conn}
+	var items []string
+	for i := range 8 {
+		items = append(items, fmt.Sprintf("%d%s", i, strings.Repeat("x", 2999)))
+	}
+	h.publish(items...)
+	_, stop := h.start(&echoProcessor{width: 3000}, func(o *worker.Options, _ *queue.SourceOptions) {
+		o.Batch = batch.Policy{MaxItems: 8, MaxBytes: 1 << 20, MaxWait: time.Second}
+		o.MaxPayload = 4<<10 + 7000 // room for two rows of 3000 bytes: four parts
+	})
+	h.waitOutputs(8)
+	stop()
+	seen := map[string]int{}
+	for _, id := range h.outputIDs() {
+		seen[id]++
+	}
+	for i := range 8 {
+		if id := fmt.Sprintf("item-%03d", i); seen[id] != 1 {
+			t.Errorf("%s published %d times, want once", id, seen[id])
+		}
+	}
+	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeRetry)); got != 2 {
+		t.Errorf("%v items retried, want 2 (the failed part's)", got)
+	}
+}
+
+// heldDeadLetters routes dead letters through a subject the test answers
+// itself: it stores none and answers none until want different ones have
+// been sent, then stores and acknowledges every one. A worker that waited
+// for each dead letter's acknowledgement before sending the next would
+// time out on the first, and its item would be redelivered.
+type heldDeadLetters struct {
+	c    *queue.Conn
+	mu   sync.Mutex
+	want int
+	ids  map[string]bool
+	held []*nats.Msg
+}
+
+func (p *heldDeadLetters) PublishAsync(subject string, data []byte, hdr nats.Header) (*queue.Pending, error) {
+	if subject == "dlq" {
+		subject = "hold.dlq"
+	}
+	return p.c.PublishAsync(subject, data, hdr)
+}
+
+// receive is the "hold.dlq" handler.
+func (p *heldDeadLetters) receive(t *testing.T, m *nats.Msg) {
+	p.mu.Lock()
+	p.ids[m.Header.Get(nats.MsgIdHdr)] = true
+	p.held = append(p.held, m)
+	var release []*nats.Msg
+	if len(p.ids) >= p.want {
+		release, p.held = p.held, nil
+	}
+	p.mu.Unlock()
+	for _, m := range release {
+		ack, err := p.c.Publish(context.Background(), "dlq", m.Data, m.Header)
+		if err != nil {
+			t.Errorf("store dead letter: %v", err)
+			return
+		}
+		reply, _ := json.Marshal(map[string]any{"stream": ack.Stream, "seq": ack.Sequence, "duplicate": ack.Duplicate})
+		_ = m.Respond(reply)
+	}
+}
+
+// The dead letters of a batch are sent together and waited for once.
+func TestDeadLettersOfABatchGoOutTogether(t *testing.T) {
+	h := newHarness(t)
+	held := &heldDeadLetters{c: h.conn, want: 3, ids: map[string]bool{}}
+	h.pub = held
+	answer := queuetest.Connect(t, h.conn.NATS().ConnectedUrl())
+	sub, err := answer.NATS().Subscribe("hold.dlq", func(m *nats.Msg) { held.receive(t, m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	h.publish("bad1", "ok", "bad2", "bad3")
+	_, stop := h.start(&echoProcessor{width: 4}, func(o *worker.Options, _ *queue.SourceOptions) {
+		o.Batch = batch.Policy{MaxItems: 4, MaxBytes: 1 << 20, MaxWait: time.Second}
+		o.SettleTimeout = time.Second
+	})
+	queuetest.WaitFor(t, 15*time.Second, func() error {
+		if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeDeadLetter)); got != 3 {
+			return fmt.Errorf("%v items dead-lettered, want 3", got)
+		}
+		return nil
+	})
+	stop()
+	if got := testutil.ToFloat64(h.m.RedeliveriesTotal.WithLabelValues("echo")); got != 0 {
+		t.Errorf("%v redeliveries, want none: a dead letter was waited for alone", got)
+	}
+	dls := h.outputs("DLQ")
+	if len(dls) != 3 {
+		t.Fatalf("%d dead letters stored, want 3", len(dls))
+	}
+	for _, dl := range dls {
+		if !bytes.HasPrefix(dl.Data, []byte("bad")) {
+			t.Errorf("dead letter %q is not one of the bad items", dl.Data)
+		}
+	}
+}

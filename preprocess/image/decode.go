@@ -125,6 +125,9 @@ func checkHeader(data []byte, s Spec, r *bytes.Reader) (Format, stdimage.Config,
 	case FormatBMP:
 		cfg, err = bmp.DecodeConfig(r)
 	case FormatWebP:
+		if animatedWebP(data) {
+			return f, cfg, badInput(ErrUnsupported, "webp: animated WebP is not read (PIL would take its first frame)")
+		}
 		cfg, err = webp.DecodeConfig(r)
 	case FormatPNM:
 		if cfg.Width, cfg.Height, err = pnmConfig(data); err != nil {
@@ -142,6 +145,13 @@ func checkHeader(data []byte, s Spec, r *bytes.Reader) (Format, stdimage.Config,
 		return f, cfg, badInput(ErrTooManyPixels, "%s: %dx%d is %d pixels, over image.max_pixels %d", f, cfg.Width, cfg.Height, px, s.MaxPixels)
 	}
 	return f, cfg, nil
+}
+
+// animatedWebP reports whether data is an extended WebP (a VP8X chunk
+// first) with the animation flag set.
+func animatedWebP(data []byte) bool {
+	const flags = 20 // "RIFF" size "WEBP" "VP8X" size, then the flags byte
+	return len(data) > flags && string(data[12:16]) == "VP8X" && data[flags]&0x02 != 0
 }
 
 // decodeFailure turns a decoder's error into a bad-input error a person understands.
@@ -166,18 +176,20 @@ func decodeFailure(f Format, data []byte, doing string, err error) error {
 	return badInput(nil, "%s: cannot decode (%s): %v", f, doing, err)
 }
 
-// decodeImage checks the header and decodes with the format's decoder.
-func decodeImage(data []byte, s Spec, r *bytes.Reader) (stdimage.Image, Format, error) {
-	f, _, err := checkHeader(data, s, r)
+// decodeImage checks the header and decodes with the format's decoder. It
+// returns the header's description too: a GIF's logical screen size, a
+// PNG's colour model before Go's decoder widened it.
+func decodeImage(data []byte, s Spec, r *bytes.Reader) (stdimage.Image, Format, stdimage.Config, error) {
+	f, cfg, err := checkHeader(data, s, r)
 	if err != nil {
-		return nil, f, err
+		return nil, f, cfg, err
 	}
 	var m stdimage.Image
 	r.Reset(data)
 	switch f {
 	case FormatJPEG:
 		if err := checkJPEGComplete(data); err != nil {
-			return nil, f, err
+			return nil, f, cfg, err
 		}
 		m, err = jpeg.Decode(r)
 	case FormatPNG:
@@ -190,13 +202,16 @@ func decodeImage(data []byte, s Spec, r *bytes.Reader) (stdimage.Image, Format, 
 		m, err = webp.Decode(r)
 	}
 	if err != nil {
-		return nil, f, decodeFailure(f, data, "decoding", err)
+		return nil, f, cfg, decodeFailure(f, data, "decoding", err)
 	}
 	b := m.Bounds()
 	if b.Dx() <= 0 || b.Dy() <= 0 {
-		return nil, f, badInput(nil, "%s: decoded image is empty", f)
+		return nil, f, cfg, badInput(nil, "%s: decoded image is empty", f)
 	}
-	return m, f, nil
+	if f == FormatGIF {
+		m = onScreen(m.(*stdimage.Paletted), cfg)
+	}
+	return m, f, cfg, nil
 }
 
 // checkJPEGComplete rejects a JPEG whose entropy-coded data stops before
@@ -326,7 +341,7 @@ func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, er
 	if f, _ := sniff(data); f == FormatPNM {
 		return d.decodePNM(data, s, region)
 	}
-	m, f, err := decodeImage(data, s, &d.rd)
+	m, f, cfg, err := decodeImage(data, s, &d.rd)
 	if err != nil {
 		return nil, err
 	}
@@ -338,10 +353,60 @@ func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, er
 	if region != nil {
 		x0, y0, x1, y1 = region(w, h)
 	}
+	if g, ok := m.(*stdimage.NRGBA64); ok && f == FormatPNG && cfg.ColorModel == color.Gray16Model {
+		// 16-bit grey with a transparent value, which Go widens to
+		// NRGBA64: PIL keeps mode "I" and clips as for any 16-bit grey.
+		clipGray16(&d.rgb, g.Pix, g.Stride, 8, x0, y0, x1, y1)
+		return &d.rgb, nil
+	}
 	if err := toRGB(&d.rgb, m, f, x0, y0, x1, y1, &d.rows); err != nil {
 		return nil, err
 	}
 	return &d.rgb, nil
+}
+
+// clipGray16 converts the region of big-endian 16-bit grey samples, size
+// bytes apart, as PIL's convert("RGB") of mode "I" does: clipped at 255.
+func clipGray16(dst *RGB, pix []byte, stride, size, x0, y0, x1, y1 int) {
+	rb := dst.Width * 3
+	for y := y0; y < y1; y++ {
+		src := pix[y*stride:]
+		d := dst.Pix[y*rb:]
+		for x := x0; x < x1; x++ {
+			v := int(src[x*size])<<8 | int(src[x*size+1])
+			u := uint8(min(v, 255))
+			d[x*3], d[x*3+1], d[x*3+2] = u, u, u
+		}
+	}
+}
+
+// onScreen places a GIF's first frame on its logical screen as PIL does:
+// a screen-sized image of index 0 (of the transparent index when the
+// frame has one, which Go's decoder made transparent black) with the frame
+// at its offset. A frame that covers the screen is returned as it is.
+func onScreen(m *stdimage.Paletted, cfg stdimage.Config) *stdimage.Paletted {
+	screen := stdimage.Rect(0, 0, cfg.Width, cfg.Height)
+	if m.Rect == screen {
+		return m
+	}
+	fill := uint8(0)
+	for i, c := range m.Palette {
+		if _, _, _, a := c.RGBA(); a == 0 {
+			fill = uint8(i)
+			break
+		}
+	}
+	out := stdimage.NewPaletted(screen, m.Palette)
+	if fill != 0 {
+		for i := range out.Pix {
+			out.Pix[i] = fill
+		}
+	}
+	r := m.Rect.Intersect(screen)
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		copy(out.Pix[out.PixOffset(r.Min.X, y):out.PixOffset(r.Max.X, y)], m.Pix[m.PixOffset(r.Min.X, y):])
+	}
+	return out
 }
 
 // toRGB converts the region of m into dst (already sized), as PIL's
@@ -409,15 +474,7 @@ func toRGB(dst *RGB, m stdimage.Image, f Format, x0, y0, x1, y1 int, rs *rowScra
 		return nil
 	case *stdimage.Gray16:
 		// PIL opens 16-bit grey as mode "I"; convert("RGB") clips to 255.
-		for y := y0; y < y1; y++ {
-			src := m.Pix[y*m.Stride:]
-			d := dst.Pix[y*stride:]
-			for x := x0; x < x1; x++ {
-				v := int(src[x*2])<<8 | int(src[x*2+1])
-				u := uint8(min(v, 255))
-				d[x*3], d[x*3+1], d[x*3+2] = u, u, u
-			}
-		}
+		clipGray16(dst, m.Pix, m.Stride, 2, x0, y0, x1, y1)
 		return nil
 	case *stdimage.Paletted:
 		var pal [256][3]uint8

@@ -57,6 +57,7 @@ func TestBadInputs(t *testing.T) {
 		{"coffee_cut.ppm", ErrTruncated, "pnm: truncated after 5000 bytes (300x200 PPM needs 180064)"},
 		{"rgb16.ppm", ErrUnsupported, "maximum value 65535 is not read"},
 		{"plain_p3.ppm", ErrUnsupported, "P3 (plain or bitmap netpbm) is not read"},
+		{"coffee_animated.webp", ErrUnsupported, "animated WebP is not read"},
 	}
 	good := readFile(t, filepath.Join("testdata", "corpus", "rocket.jpg"))
 	p := newProcessor(t, DefaultSpec(), 2)

@@ -47,7 +47,6 @@ static int stoker_tj_decode(tjhandle h, const unsigned char *src, unsigned long 
 import "C"
 
 import (
-	"bytes"
 	"runtime"
 	"strings"
 	"unsafe"
@@ -152,20 +151,16 @@ func (t *turboState) decodeWith(h C.tjhandle, data []byte, s Spec, dst *RGB) (*R
 	dst.Width, dst.Height = width, height
 	dst.Pix = growU8(dst.Pix, width*height*3)
 	if cs == C.TJCS_CMYK || cs == C.TJCS_YCCK {
-		// libjpeg-turbo converts YCCK to CMYK; PIL then inverts Adobe
-		// files ("CMYK;I") and converts with cmyk2rgb.
+		// libjpeg-turbo converts YCCK to CMYK; PIL then inverts every
+		// 4-component JPEG, Adobe marker or not ("CMYK;I", "assume adobe
+		// conventions"), and converts with cmyk2rgb.
 		t.cmyk = growU8(t.cmyk, width*height*4)
 		if err := t.decompress(h, data, t.cmyk, w, w*4, hgt, C.TJPF_CMYK); err != nil {
 			return nil, err
 		}
-		adobe := bytes.Contains(data[:min(len(data), 64<<10)], []byte("Adobe"))
 		for i := 0; i < width*height; i++ {
 			p := t.cmyk[i*4 : i*4+4]
-			c, m, y, k := p[0], p[1], p[2], p[3]
-			if adobe {
-				c, m, y, k = 255-c, 255-m, 255-y, 255-k
-			}
-			dst.Pix[i*3], dst.Pix[i*3+1], dst.Pix[i*3+2] = cmykToRGB(c, m, y, k)
+			dst.Pix[i*3], dst.Pix[i*3+1], dst.Pix[i*3+2] = cmykToRGB(255-p[0], 255-p[1], 255-p[2], 255-p[3])
 		}
 		return dst, nil
 	}

@@ -31,7 +31,8 @@
 //   - The pad id is the tokenizer.json's padding.pad_id when set, else the
 //     id of "[PAD]" (0 for BERT), else "<pad>", else the first special added
 //     token: for GPT-2 that is <|endoftext|>, 50256, as transformers users
-//     set pad_token = eos_token. Padding has attention_mask 0 and type id 0.
+//     set pad_token = eos_token. Padding has attention_mask 0 and the
+//     tokenizer.json's padding.pad_type_id (0 unless it says otherwise).
 //   - With Truncation off, a document longer than MaxLength tokens is bad
 //     input (dead letter, with its token count in the reason) rather than a
 //     longer row: MaxLength is the model's limit.

@@ -121,6 +121,31 @@ open(bad + "/rgb16.ppm", "wb").write(b"P6\n4 2\n65535\n" + bytes(4 * 2 * 6))
 open(bad + "/plain_p3.ppm", "wb").write(b"P3\n2 1\n255\n255 0 0  0 255 0\n")
 PY
 
+# --- Files PIL reads in its own way ----------------------------------------------
+# A GIF whose first frame covers part of its logical screen (PIL: the screen,
+# index 0 around the frame); a 16-bit grey PNG with a transparent value (Go
+# widens it to NRGBA64, PIL keeps mode "I" and clips); a CMYK JPEG without the
+# Adobe marker (PIL inverts every CMYK JPEG); an animated WebP (rejected).
+$IM $sk/chelsea.png -resize "150x100!" -set page 220x160+40+30 "$out/chelsea_150x100_on_220x160_screen.gif"
+$IM $sk/moon.png -resize "160x160!" -depth 16 -evaluate multiply 0.006 -define png:bit-depth=16 -define png:color-type=0 "$tmp/moon16_small.png"
+/usr/bin/python3 - "$out" "$bad" "$tmp" <<'PY'
+import struct, sys
+from PIL import Image
+out, bad, tmp = sys.argv[1:4]
+g = Image.open(tmp + "/moon16_small.png")
+g.save(out + "/moon_gray16_trns.png", transparency=200)
+data = open(out + "/coffee_cmyk.jpg", "rb").read()
+i, kept = 2, bytearray(data[:2])
+while data[i + 1] != 0xDA:  # copy the marker segments up to the scan, less APP14
+    n = struct.unpack(">H", data[i + 2:i + 4])[0]
+    if data[i + 1] != 0xEE:
+        kept += data[i:i + 2 + n]
+    i += 2 + n
+open(out + "/coffee_cmyk_no_adobe_marker.jpg", "wb").write(bytes(kept + data[i:]))
+a = Image.open(out + "/coffee_257x225.png").convert("RGB")
+a.save(bad + "/coffee_animated.webp", save_all=True, append_images=[a.rotate(90)], duration=100)
+PY
+
 # --- Bad inputs (no goldens: every decoder must reject them) --------------------
 cp $sk/truncated.jpg "$bad/skimage_truncated.jpg"
 head -c 20000 "$out/coffee_420.jpg" > "$bad/coffee_420_cut_20000.jpg"

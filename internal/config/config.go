@@ -195,6 +195,7 @@ func (f *fileConfig) toConfig() (*Config, []*FieldError) {
 		if fi := fp.Image; fi != nil && fp.Kind == KindImage {
 			s := image.DefaultSpec()
 			s.Resize, s.Crop, s.Layout = fi.Resize, fi.Crop, image.Layout(fi.Layout)
+			s.DecodeMemory = int64(fi.DecodeMemory)
 			for _, f := range []struct {
 				name string
 				vals []float64

@@ -54,7 +54,7 @@ func wantDefault() *Config {
 					Resize: 256, Crop: 224,
 					Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225},
 					Layout: image.NCHW, DType: preprocess.Float32,
-					MaxBytes: 32 << 20, MaxPixels: 100_000_000,
+					MaxBytes: 32 << 20, MaxPixels: 100_000_000, DecodeMemory: 1 << 30,
 				},
 			},
 			{
@@ -136,7 +136,7 @@ pipelines:
     inflight_batches: 3
     batch: {max_items: 16, max_bytes: 512KiB, max_wait: 1s}
     limits: {max_bytes: 100KB, max_pixels: 4000000}
-    image: {resize: 128, crop: 112, layout: NHWC, dtype: uint8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.5, 1]}
+    image: {resize: 128, crop: 112, layout: NHWC, dtype: uint8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.5, 1], decode_memory: 64MiB}
 `
 	c, err := Parse([]byte(src), "t.yaml")
 	if err != nil {
@@ -158,6 +158,7 @@ pipelines:
 		Image: &image.Spec{
 			Resize: 128, Crop: 112, Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.5, 1},
 			Layout: image.NHWC, DType: preprocess.Uint8, MaxBytes: 100_000, MaxPixels: 4_000_000,
+			DecodeMemory: 64 << 20,
 		},
 	}
 	if !reflect.DeepEqual(*p, want) {

@@ -19,6 +19,7 @@ const (
 	DefaultImageMaxBytes    = 32 << 20
 	DefaultTextMaxBytes     = 1 << 20
 	DefaultMaxPixels        = 100_000_000
+	DefaultDecodeMemory     = 1 << 30
 	DefaultAckWait          = 30 * time.Second
 	DefaultMaxDeliver       = 5
 	DefaultMaxInflightBytes = 256 << 20
@@ -83,6 +84,7 @@ func defaultPipeline(name, kind string) filePipeline {
 			Mean:   []float64{float64(s.Mean[0]), float64(s.Mean[1]), float64(s.Mean[2])},
 			Std:    []float64{float64(s.Std[0]), float64(s.Std[1]), float64(s.Std[2])},
 			Layout: string(s.Layout), DType: dtypeName(string(s.DType)),
+			DecodeMemory: DefaultDecodeMemory,
 		}
 		p.Limits = fileLimits{MaxBytes: DefaultImageMaxBytes, MaxPixels: DefaultMaxPixels}
 	case KindText:

@@ -76,12 +76,13 @@ type fileLimits struct {
 }
 
 type fileImage struct {
-	Resize int       `yaml:"resize"`
-	Crop   int       `yaml:"crop"`
-	Mean   []float64 `yaml:"mean"`
-	Std    []float64 `yaml:"std"`
-	Layout string    `yaml:"layout"`
-	DType  string    `yaml:"dtype"`
+	Resize       int       `yaml:"resize"`
+	Crop         int       `yaml:"crop"`
+	Mean         []float64 `yaml:"mean"`
+	Std          []float64 `yaml:"std"`
+	Layout       string    `yaml:"layout"`
+	DType        string    `yaml:"dtype"`
+	DecodeMemory size      `yaml:"decode_memory"`
 }
 
 type fileText struct {

@@ -27,6 +27,9 @@ type Processor struct {
 	run     runner
 	plans   planCache
 	tensors preprocess.Buffers // pixel_values memory, back from released batches
+	// budget bounds the memory of the images being decoded at once, by
+	// every batch in flight (spec.DecodeMemory).
+	budget *image.DecodeBudget
 }
 
 var _ preprocess.Processor = (*Processor)(nil)
@@ -60,7 +63,7 @@ func newProcessor(spec image.Spec, r runner, threads int) (*Processor, error) {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Processor{spec: spec, threads: threads, run: r}, nil
+	return &Processor{spec: spec, threads: threads, run: r, budget: image.NewDecodeBudget(spec.DecodeMemory)}, nil
 }
 
 // Spec returns the processor's spec.
@@ -155,6 +158,7 @@ func (p *Processor) decode(ctx context.Context, items []preprocess.Item, out []d
 		go func() {
 			defer wg.Done()
 			var dec image.Decoder
+			dec.Limit(p.budget)
 			for i := range next {
 				d := &out[i]
 				window := func(w, h int) (x0, y0, x1, y1 int) {

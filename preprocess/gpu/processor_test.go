@@ -11,6 +11,8 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -219,5 +221,32 @@ func TestPlanCacheSharesPlansBySize(t *testing.T) {
 	}
 	if c.get(spec, 427, 640) == a {
 		t.Error("a different size got the same plan")
+	}
+}
+
+// The GPU path's decoding holds each image's estimated memory against the
+// spec's DecodeMemory: four decompression bombs (~300 MB each by estimate)
+// on 4 threads under a 400 MB budget are decoded one at a time.
+func TestDecodeMemoryBoundsTheGPUPathsDecoding(t *testing.T) {
+	const budget = 400 << 20
+	spec := image.DefaultSpec()
+	spec.DecodeMemory = budget
+	p, err := newProcessor(spec, emulator{}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb, err := os.ReadFile(filepath.Join("..", "image", "testdata", "bad", "bomb_progressive_4000x4000.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]preprocess.Item, 4)
+	for i := range items {
+		items[i] = preprocess.Item{ID: fmt.Sprintf("bomb-%d", i), Data: bomb}
+	}
+	if _, err := p.Process(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	if peak := p.budget.Peak(); peak < 200<<20 || peak > budget {
+		t.Fatalf("the decode budget held at most %d MB at once, want one bomb's estimate (200..400 MB)", peak>>20)
 	}
 }

@@ -180,3 +180,33 @@ func BenchmarkProcess(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProcessDecodeBudget measures what holding each image's decode
+// estimate against image.decode_memory costs (a second header parse and a
+// lock per image), against no budget, on 2 threads.
+func BenchmarkProcessDecodeBudget(b *testing.B) {
+	files := benchFiles(b)
+	items := make([]preprocess.Item, 32)
+	for i := range items {
+		items[i] = preprocess.Item{ID: fmt.Sprint(i), Data: files[i%len(files)]}
+	}
+	for _, c := range []struct {
+		name   string
+		budget int64
+	}{{"none", 0}, {"1GiB", 1 << 30}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := DefaultSpec()
+			s.DecodeMemory = c.budget
+			p := newProcessor(b, s, 2)
+			cpu0 := cpuTime()
+			for b.Loop() {
+				batch, err := p.Process(context.Background(), items)
+				if err != nil || len(batch.Failed) > 0 {
+					b.Fatal(err, batch.Failed)
+				}
+				batch.Release()
+			}
+			reportImages(b, len(items), cpu0)
+		})
+	}
+}

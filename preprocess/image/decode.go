@@ -220,44 +220,63 @@ func decodeImage(data []byte, s Spec, r *bytes.Reader) (stdimage.Image, Format, 
 // truncated"). Data after the EOI marker (trailers some cameras write) is
 // allowed.
 func checkJPEGComplete(data []byte) error {
-	// Walk the marker segments up to the first scan, then look for an EOI
-	// marker after it. A stray FFD9 inside a scan cannot occur: the encoder
-	// stuffs every FF data byte with 00.
+	_, scan, err := jpegHeaders(data)
+	if err != nil {
+		return err
+	}
+	// A stray FFD9 inside a scan cannot occur: the encoder stuffs every FF
+	// data byte with 00.
+	if bytes.LastIndex(data[scan:], []byte{0xff, 0xd9}) < 0 {
+		return badInput(ErrTruncated, "jpeg: truncated after %d bytes (no end-of-image marker)", len(data))
+	}
+	return nil
+}
+
+// jpegHeaders walks a JPEG's marker segments up to its first scan and
+// returns the last start-of-frame marker seen and where the scan's
+// entropy-coded data begins.
+func jpegHeaders(data []byte) (sof byte, scan int, err error) {
 	i := 2
 	for {
 		for i < len(data) && data[i] == 0xff {
 			i++
 		}
 		if i >= len(data) {
-			return badInput(ErrTruncated, "jpeg: truncated after %d bytes (in the headers)", len(data))
+			return sof, 0, badInput(ErrTruncated, "jpeg: truncated after %d bytes (in the headers)", len(data))
 		}
 		marker := data[i]
 		i++
 		if marker == 0xd9 {
-			return badInput(ErrTruncated, "jpeg: end of image before any image data")
+			return sof, 0, badInput(ErrTruncated, "jpeg: end of image before any image data")
 		}
 		if marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7) {
 			continue // markers without a length
 		}
 		if i+2 > len(data) {
-			return badInput(ErrTruncated, "jpeg: truncated after %d bytes (in the headers)", len(data))
+			return sof, 0, badInput(ErrTruncated, "jpeg: truncated after %d bytes (in the headers)", len(data))
 		}
 		n := int(data[i])<<8 | int(data[i+1])
 		if n < 2 {
-			return badInput(nil, "jpeg: marker %02X has invalid length %d", marker, n)
+			return sof, 0, badInput(nil, "jpeg: marker %02X has invalid length %d", marker, n)
 		}
 		i += n
 		if i > len(data) {
-			return badInput(ErrTruncated, "jpeg: truncated after %d bytes (in a marker segment)", len(data))
+			return sof, 0, badInput(ErrTruncated, "jpeg: truncated after %d bytes (in a marker segment)", len(data))
+		}
+		if marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc {
+			sof = marker // not DHT, JPG or DAC, which share the range
 		}
 		if marker == 0xda { // start of scan: the entropy-coded data follows
-			break
+			return sof, i, nil
 		}
 	}
-	if bytes.LastIndex(data[i:], []byte{0xff, 0xd9}) < 0 {
-		return badInput(ErrTruncated, "jpeg: truncated after %d bytes (no end-of-image marker)", len(data))
-	}
-	return nil
+}
+
+// jpegProgressive reports whether a JPEG's frame is progressive (SOF2,
+// SOF6, SOF10 or SOF14).
+func jpegProgressive(data []byte) bool {
+	sof, _, _ := jpegHeaders(data)
+	return sof == 0xc2 || sof == 0xc6 || sof == 0xca || sof == 0xce
 }
 
 // DecodeRGB checks the item against spec's limits (MaxBytes, then MaxPixels
@@ -266,6 +285,7 @@ func checkJPEGComplete(data []byte) error {
 func DecodeRGB(data []byte, spec Spec) (*RGB, error) {
 	var d decoder
 	img, err := d.decode(data, spec)
+	defer d.release()
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +299,11 @@ func DecodeRGB(data []byte, spec Spec) (*RGB, error) {
 // safe for concurrent use: keep one per goroutine. The zero Decoder is
 // ready to use.
 type Decoder struct{ d decoder }
+
+// Limit makes the decoder hold each image's estimated decode memory
+// against b while it decodes (see DecodeBudget). Decoders sharing one
+// budget decode at most its size at once.
+func (d *Decoder) Limit(b *DecodeBudget) { d.d.budget = b }
 
 // DecodeWindow checks and decodes data as DecodeRGB does, calls window
 // with the image's size to learn which pixels are needed, converts only
@@ -298,6 +323,7 @@ func (d *Decoder) DecodeWindow(data []byte, spec Spec, window func(width, height
 		}
 		return x0, y0, x1, y1
 	})
+	defer d.d.release()
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -318,6 +344,21 @@ type decoder struct {
 	rgb  RGB
 	rows rowScratch
 	tj   turboState
+	// budget, when set, is held from the start of each decoding until
+	// release: held bytes of it.
+	budget *DecodeBudget
+	held   int64
+}
+
+// release gives back the budget the last decoding held, once its pixels
+// are no longer needed, and drops a buffer grown for a huge image.
+func (d *decoder) release() {
+	d.budget.give(d.held)
+	d.held = 0
+	if cap(d.rgb.Pix) > keepBufferBytes {
+		d.rgb.Pix = nil
+	}
+	d.tj.shrink(keepBufferBytes)
 }
 
 // decode returns a decoded image whose pixels live in d's buffers. The
@@ -332,6 +373,13 @@ func (d *decoder) decode(data []byte, s Spec) (*RGB, error) {
 type regionFunc func(w, h int) (x0, y0, x1, y1 int)
 
 func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, error) {
+	if d.budget != nil {
+		f, cfg, err := checkHeader(data, s, &d.rd)
+		if err != nil {
+			return nil, err
+		}
+		d.held = d.budget.take(decodeBytes(f, cfg, data))
+	}
 	if rgb, ok, err := d.tj.decode(data, s, &d.rgb); ok || err != nil {
 		if err == nil && region != nil {
 			region(rgb.Width, rgb.Height) // libjpeg-turbo has converted the whole image

@@ -22,6 +22,7 @@ const PipelineName = "image"
 type Processor struct {
 	spec    Spec
 	threads int
+	budget  *DecodeBudget // from spec.DecodeMemory, shared by the workers
 	out     *outputTable
 	workers sync.Pool // *worker
 	// tensors is the memory of released batches' tensors, reused: every
@@ -51,8 +52,12 @@ func NewProcessor(spec Spec, threads int) (*Processor, error) {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	p := &Processor{spec: spec, threads: threads, out: newOutputTable(spec)}
-	p.workers.New = func() any { return new(worker) }
+	p := &Processor{spec: spec, threads: threads, out: newOutputTable(spec), budget: NewDecodeBudget(spec.DecodeMemory)}
+	p.workers.New = func() any {
+		w := new(worker)
+		w.dec.budget = p.budget
+		return w
+	}
 	return p, nil
 }
 
@@ -96,6 +101,7 @@ func (p *Processor) processOne(w *worker, dst []byte, data []byte) (width, heigh
 	}
 	start := time.Now()
 	img, err := w.dec.decodeRegion(data, p.spec, region)
+	defer w.dec.release()
 	decoded := time.Now()
 	w.decoding += decoded.Sub(start)
 	if err != nil {

@@ -38,6 +38,10 @@ type Spec struct {
 	// MaxPixels limits width*height as read from the file's header, before
 	// decoding. Default 0: no limit.
 	MaxPixels int64
+	// DecodeMemory bounds the memory the images a Processor decodes at once
+	// take, estimated from their headers (see DecodeBudget); an image
+	// whose estimate exceeds it is decoded alone. Default 0: no bound.
+	DecodeMemory int64
 }
 
 // DefaultSpec returns torchvision's ImageNet evaluation transform:
@@ -73,6 +77,8 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("image.max_bytes: %d is negative (0 means no limit)", s.MaxBytes)
 	case s.MaxPixels < 0:
 		return fmt.Errorf("image.max_pixels: %d is negative (0 means no limit)", s.MaxPixels)
+	case s.DecodeMemory < 0:
+		return fmt.Errorf("image.decode_memory: %d is negative (0 means no bound)", s.DecodeMemory)
 	}
 	switch s.DType {
 	case preprocess.Float32, preprocess.Float16, preprocess.BFloat16, preprocess.Uint8:

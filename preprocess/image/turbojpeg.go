@@ -76,6 +76,13 @@ type turboState struct {
 	fresh C.int
 }
 
+// shrink drops the CMYK buffer when it is larger than keep bytes.
+func (t *turboState) shrink(keep int) {
+	if cap(t.cmyk) > keep {
+		t.cmyk = nil
+	}
+}
+
 // decompress runs tjDecompress2 into out and classifies a failure.
 func (t *turboState) decompress(h C.tjhandle, data, out []byte, w, pitch, hgt C.int, pf C.int) error {
 	t.fresh = 0

@@ -9,6 +9,8 @@ type turboState struct{}
 // TurboJPEG reports whether this build decodes JPEGs with libjpeg-turbo.
 const TurboJPEG = false
 
+func (t *turboState) shrink(int) {}
+
 func (t *turboState) decode(data []byte, s Spec, dst *RGB) (*RGB, bool, error) {
 	return nil, false, nil
 }

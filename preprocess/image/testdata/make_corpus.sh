@@ -142,6 +142,13 @@ while data[i + 1] != 0xDA:  # copy the marker segments up to the scan, less APP1
         kept += data[i:i + 2 + n]
     i += 2 + n
 open(out + "/coffee_cmyk_no_adobe_marker.jpg", "wb").write(bytes(kept + data[i:]))
+# Decompression bombs: headers declaring 4000x4000 (a progressive JPEG; a
+# 16-bit RGBA PNG) and almost no data; decoders size their buffers from the
+# header before they fail (limits and DecodeBudget tests).
+open(bad + "/bomb_progressive_4000x4000.jpg", "wb").write(bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb0043000302020302020303030304030304050805050404050a070706080c0a0c0c0b0a0b0b0d0e12100d0e110e0b0b1016101113141515150c0f171816141812141514ffdb00430103040405040509050509140d0b0d1414141414141414141414141414141414141414141414141414141414141414141414141414141414141414141414141414ffc20011080fa00fa003011100021101031101ffc40014000100000000000000000000000000000000ffc4001501010100000000000000000000000000000004ffda000c030100021003100000010000000000000000ffd9"))
+open(bad + "/bomb_rgba16_4000x4000.png", "wb").write(bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000fa000000fa01006000000beef3f410000000c49444154789c6360a03d00000064000186643c350000000049454e44ae426082"))
 a = Image.open(out + "/coffee_257x225.png").convert("RGB")
 a.save(bad + "/coffee_animated.webp", save_all=True, append_images=[a.rotate(90)], duration=100)
 PY

@@ -1,0 +1,130 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stoker-ml/stoker/preprocess"
+)
+
+// bombs declare 4000×4000 pixels in a few hundred bytes; decoders size
+// their buffers from the header before they fail.
+var bombs = []string{"bomb_progressive_4000x4000.jpg", "bomb_rgba16_4000x4000.png"}
+
+// TestDecodeEstimatesCoverAllocation holds decodeBytes above what
+// decoding really allocates (a fresh decoder, so its buffers count), for
+// every corpus file and the bombs: the budget can only bound memory if the
+// estimates do.
+func TestDecodeEstimatesCoverAllocation(t *testing.T) {
+	files := corpusFiles(t)
+	for _, b := range bombs {
+		files = append(files, filepath.Join("testdata", "bad", b))
+	}
+	spec := DefaultSpec()
+	for _, path := range files {
+		name := filepath.Base(path)
+		data := readFile(t, path)
+		var d decoder
+		f, cfg, err := checkHeader(data, spec, &d.rd)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		estimate := decodeBytes(f, cfg, data)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err = d.decodeRegion(data, spec, nil)
+		runtime.ReadMemStats(&after)
+		allocated := int64(after.TotalAlloc - before.TotalAlloc)
+		t.Logf("%s: %dx%d, estimate %.1f MB, allocated %.1f MB (%.1f B/px), err %v", name, cfg.Width, cfg.Height,
+			float64(estimate)/1e6, float64(allocated)/1e6, float64(allocated)/float64(cfg.Width*cfg.Height), err)
+		if allocated > estimate {
+			t.Errorf("%s: decoding allocated %d bytes, over its estimate of %d", name, allocated, estimate)
+		}
+	}
+}
+
+// TestDecodeBudgetBoundsConcurrentDecoding decodes a batch of bombs on 8
+// threads. Each would take ~240 MB at once from a few hundred bytes of
+// input; under a 300 MB budget they are decoded one at a time, and the
+// heap stays near the budget instead of reaching 8 times that.
+func TestDecodeBudgetBoundsConcurrentDecoding(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates about 2 GB in all")
+	}
+	const budget = 300 << 20
+	spec := DefaultSpec()
+	spec.DecodeMemory = budget
+	p, err := NewProcessor(spec, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := readFile(t, filepath.Join("testdata", "corpus", "rocket.jpg"))
+	bomb := readFile(t, filepath.Join("testdata", "bad", bombs[0]))
+	var items []preprocess.Item
+	for i := range 8 {
+		items = append(items, preprocess.Item{ID: fmt.Sprintf("bomb-%d", i), Data: bomb}, preprocess.Item{ID: fmt.Sprintf("good-%d", i), Data: good})
+	}
+	runtime.GC()
+	peak := heapPeak(t, func() {
+		b, err := p.Process(context.Background(), items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Go's decoder refuses the bombs; libjpeg-turbo, lenient as PIL
+		// is, decodes them grey.
+		for _, f := range b.Failed {
+			if !strings.HasPrefix(f.ID, "bomb-") {
+				t.Fatalf("%s failed: %v", f.ID, f.Err)
+			}
+		}
+		if b.Len()+len(b.Failed) != len(items) {
+			t.Fatalf("%d rows and %d failures for %d items", b.Len(), len(b.Failed), len(items))
+		}
+	})
+	t.Logf("heap peak %.0f MB, budget held at most %.0f MB", float64(peak)/(1<<20), float64(p.budget.Peak())/(1<<20))
+	if p.budget.Peak() > budget {
+		t.Errorf("the budget handed out %d bytes, over its %d", p.budget.Peak(), budget)
+	}
+	// The garbage of the bomb before waits for the collector, which runs
+	// when the heap doubles: about twice the budget, not eight bombs.
+	if limit := uint64(3 * budget); peak > limit {
+		t.Errorf("heap peaked at %d MB decoding under a %d MB budget, want under %d MB", peak>>20, budget>>20, limit>>20)
+	}
+}
+
+// heapPeak runs f and returns the most heap memory held by objects
+// (live or not yet swept) while it ran, sampled every 200 µs.
+func heapPeak(t *testing.T, f func()) uint64 {
+	t.Helper()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peak uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(200 * time.Microsecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(sample)
+			peak = max(peak, sample[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	f()
+	close(done)
+	wg.Wait()
+	return peak
+}

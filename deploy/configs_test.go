@@ -13,12 +13,14 @@ import (
 	"github.com/stoker-ml/stoker/internal/config"
 	"github.com/stoker-ml/stoker/internal/service"
 	"github.com/stoker-ml/stoker/queue"
+	"github.com/stoker-ml/stoker/queue/queuetest"
 )
 
 // TestShippedConfigsRun runs each configuration of the ConfigMap
-// stoker-config in this process — on an embedded server instead of the
-// cluster's, and on the CPU when this machine has no GPU — and checks that
-// each of its pipelines turns a published item into a tensor.
+// stoker-config in this process — on a 3-node cluster of in-process
+// servers instead of deploy/k8s/nats (its streams have 3 replicas), and on
+// the CPU when this machine has no GPU — and checks that each of its
+// pipelines turns a published item into a tensor.
 func TestShippedConfigsRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts workers")
@@ -30,17 +32,15 @@ func TestShippedConfigsRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg.NATS = config.NATS{Name: cfg.NATS.Name}
-			cfg.Embedded = config.Embedded{Listen: "127.0.0.1:0", DataDir: t.TempDir()}
+			cluster := queuetest.RunCluster(t, 3)
+			cfg.NATS = config.NATS{Name: cfg.NATS.Name, URL: cluster.URLs()}
 			cfg.Metrics.Addr = "127.0.0.1:0"
 			if _, err := service.ResolveDevice(cfg.Device); err != nil {
 				t.Logf("device %s unavailable here (%v): running on cpu", cfg.Device, err)
 				cfg.Device = service.DeviceCPU
 			}
-			urls := make(chan string, 1)
 			svc, err := service.New(cfg, service.Options{
-				Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-				OnEmbedded: func(u string) { urls <- u },
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -66,7 +66,7 @@ func TestShippedConfigsRun(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			conn, err := queue.Connect(ctx, queue.ConnOptions{URL: <-urls, Name: "deploy-test"})
+			conn, err := queue.Connect(ctx, queue.ConnOptions{URL: cluster.URLs(), Name: "deploy-test"})
 			if err != nil {
 				t.Fatal(err)
 			}

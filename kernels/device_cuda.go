@@ -654,11 +654,15 @@ func (o *owner) check(err error) error {
 	return err
 }
 
-// isFatal reports the driver errors after which a context cannot be used.
+// isFatal reports the driver errors after which a context cannot be used:
+// the kernel faults and ECC errors that end it, a kernel stopped by the
+// watchdog (LaunchTimeout) or by a device-side assert (Assert), and
+// Unknown, what the driver returns once the GPU has fallen off the bus.
 func isFatal(err error) bool {
 	for _, r := range []error{cu.IllegalAddress, cu.LaunchFailed, cu.EccUncorrectable,
 		cu.HardwareStackError, cu.IllegalInstruction, cu.MisalignedAddress, cu.InvalidAddressSpace,
-		cu.InvalidPc, cu.Deinitialized, cu.NotInitialized, cu.ContextIsDestroyed} {
+		cu.InvalidPc, cu.LaunchTimeout, cu.Assert, cu.Unknown,
+		cu.Deinitialized, cu.NotInitialized, cu.ContextIsDestroyed} {
 		if errors.Is(err, r) {
 			return true
 		}

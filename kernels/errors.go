@@ -25,6 +25,25 @@ var ErrOutOfMemory error = &gpuError{msg: "kernels: out of GPU memory", reason: 
 // "gpu_lost".
 var ErrDeviceLost error = &gpuError{msg: "kernels: GPU context lost", reason: ReasonDeviceLost}
 
+// ErrWordPieceLimit marks WordPiece tables that are valid but beyond what
+// the WordPiece kernels take (WordPieceMaxChars, WordPieceMaxKey,
+// WordPieceMaxSpecial); the error wrapping it says which limit and the
+// value. Such a tokenizer runs on the CPU.
+var ErrWordPieceLimit = errors.New("kernels: the tokenizer is beyond the WordPiece kernels' limits")
+
+// limitError is a WordPieceTables.Validate error for a tokenizer beyond a
+// kernel limit: its own message, matching ErrWordPieceLimit in errors.Is.
+type limitError struct{ msg string }
+
+func limitErrorf(format string, args ...any) error {
+	return &limitError{msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *limitError) Error() string { return e.msg }
+
+// Is makes errors.Is(err, ErrWordPieceLimit) true.
+func (e *limitError) Is(target error) bool { return target == ErrWordPieceLimit }
+
 // The reason codes of ErrOutOfMemory and ErrDeviceLost.
 const (
 	ReasonOutOfMemory = "gpu_out_of_memory"

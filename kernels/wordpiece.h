@@ -2,7 +2,8 @@
  * wordpiece.h: the per-thread bodies of the two WordPiece kernels
  * (wordpiece.cu): BERT normalisation, pre-tokenisation and greedy
  * longest-match WordPiece of text spans, then the assembly of the padded
- * input_ids / attention_mask / token_type_ids rows.
+ * input_ids rows (int32) and their lengths; the host writes attention_mask
+ * and token_type_ids from the lengths (kernels.TextJob.finish).
  *
  * Like resize_crop_normalize.h this header compiles two ways: as CUDA
  * (__device__ functions wrapped by __global__ kernels in wordpiece.cu) and
@@ -32,9 +33,11 @@
  * cap ids, so counts[i] >= cap means "cap or more".
  *
  * Kernel 2, wp_assemble: thread (row r, position j) of a rows x width grid
- * writes element j of row r of the three output tensors (int32 or int64)
- * and, for j == 0, the row's length (special tokens included, after
- * truncation to `room` content ids, before padding) in lengths[r].
+ * writes element j of row r of the input ids (int32, the pad id past the
+ * row's end) and, for j == 0, the row's length (special tokens included,
+ * after truncation to `room` content ids, before padding) in lengths[r].
+ * Nothing else: the host writes the attention mask and the type ids from
+ * the lengths and widens the ids to int64 when asked.
  */
 #ifndef STOKER_WORDPIECE_H
 #define STOKER_WORDPIECE_H

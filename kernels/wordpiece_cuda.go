@@ -101,6 +101,13 @@ func (d *Device) LoadWordPiece(ctx context.Context, t *WordPieceTables, slots in
 		if err = cu.MemcpyHtoD(w.blob, unsafe.Pointer(&blob[0]), int64(len(blob))); err != nil {
 			return fmt.Errorf("kernels: upload %s of wordpiece tables: %w", byteSize(len(blob)), err)
 		}
+		// A synchronous copy from pageable memory may return before its
+		// DMA to the device is done (it only waits for the blob to be
+		// staged), and the slots' streams are non-blocking, so nothing
+		// else orders the first wp_tokenize after the upload.
+		if err = cu.Synchronize(); err != nil {
+			return fmt.Errorf("kernels: wait for the upload of %s of wordpiece tables to reach the device: %w", byteSize(len(blob)), err)
+		}
 		for i := 0; i < slots; i++ {
 			s := &textSlot{w: w}
 			w.all = append(w.all, s)

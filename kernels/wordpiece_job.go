@@ -55,7 +55,12 @@ const (
 // wpTablesHeaderBytes is sizeof(wp_tables).
 const wpTablesHeaderBytes = 24*4 + 4*WordPieceMaxSpecial*4
 
-// Validate checks what the kernels rely on to stay inside the tables.
+// Validate checks what the kernels rely on to stay inside the tables. A
+// tokenizer that is valid but beyond the kernels' limits (a
+// max_input_chars_per_word over WordPieceMaxChars, a vocabulary entry over
+// WordPieceMaxKey bytes, more than WordPieceMaxSpecial special tokens on
+// a side) gives an error wrapping ErrWordPieceLimit: it can run on the
+// CPU tokenizer instead.
 func (t *WordPieceTables) Validate() error {
 	switch {
 	case len(t.PageIndex) != 0x110000>>8:
@@ -64,12 +69,16 @@ func (t *WordPieceTables) Validate() error {
 		return fmt.Errorf("kernels: wordpiece tables: %d hash slots is not a power of two", len(t.Slots))
 	case len(t.KeyOffsets) != len(t.EntryIDs)+1:
 		return fmt.Errorf("kernels: wordpiece tables: %d key offsets for %d entries", len(t.KeyOffsets), len(t.EntryIDs))
-	case t.MaxInputChars <= 0 || t.MaxInputChars > WordPieceMaxChars:
-		return fmt.Errorf("kernels: wordpiece tables: max_input_chars_per_word %d is outside the kernel's 1..%d", t.MaxInputChars, WordPieceMaxChars)
-	case t.MaxKeyLen <= 0 || t.MaxKeyLen > WordPieceMaxKey:
-		return fmt.Errorf("kernels: wordpiece tables: longest vocabulary entry of %d bytes is outside the kernel's 1..%d", t.MaxKeyLen, WordPieceMaxKey)
+	case t.MaxInputChars <= 0:
+		return fmt.Errorf("kernels: wordpiece tables: max_input_chars_per_word %d is not positive", t.MaxInputChars)
+	case t.MaxInputChars > WordPieceMaxChars:
+		return limitErrorf("kernels: wordpiece tables: max_input_chars_per_word %d is outside the kernel's 1..%d", t.MaxInputChars, WordPieceMaxChars)
+	case t.MaxKeyLen <= 0:
+		return fmt.Errorf("kernels: wordpiece tables: longest vocabulary entry of %d bytes: the vocabulary is empty", t.MaxKeyLen)
+	case t.MaxKeyLen > WordPieceMaxKey:
+		return limitErrorf("kernels: wordpiece tables: longest vocabulary entry of %d bytes is outside the kernel's 1..%d", t.MaxKeyLen, WordPieceMaxKey)
 	case len(t.Prefix) > WordPieceMaxSpecial || len(t.Suffix) > WordPieceMaxSpecial:
-		return fmt.Errorf("kernels: wordpiece tables: %d special tokens before and %d after the sequence, the kernel takes at most %d each", len(t.Prefix), len(t.Suffix), WordPieceMaxSpecial)
+		return limitErrorf("kernels: wordpiece tables: %d special tokens before and %d after the sequence, the kernel takes at most %d each", len(t.Prefix), len(t.Suffix), WordPieceMaxSpecial)
 	case len(t.PrefixTypes) != len(t.Prefix) || len(t.SuffixTypes) != len(t.Suffix):
 		return errors.New("kernels: wordpiece tables: special tokens and their type ids differ in number")
 	}

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"errors"
 	"os"
 	"regexp"
 	"strings"
@@ -74,19 +75,23 @@ func TestWordPieceTablesValidate(t *testing.T) {
 		name   string
 		mutate func(*WordPieceTables)
 		want   string
+		limit  bool // beyond a kernel limit: wraps ErrWordPieceLimit
 	}{
-		{"short page index", func(t *WordPieceTables) { t.PageIndex = t.PageIndex[:10] }, "page index has 10 entries"},
-		{"page out of range", func(t *WordPieceTables) { t.PageIndex[3] = 1 }, "names page 1 of 1"},
-		{"slots not a power of two", func(t *WordPieceTables) { t.Slots = make([]uint32, 6) }, "not a power of two"},
-		{"full hash table", func(t *WordPieceTables) { t.Slots = []uint32{1, 2} }, "no empty slot"},
-		{"slot past the entries", func(t *WordPieceTables) { t.Slots[0] = 9 }, "names entry 8 of 2"},
-		{"key offsets past the bytes", func(t *WordPieceTables) { t.KeyOffsets[2] = 60 }, "key bytes [1, 60) of 6"},
-		{"expansion past the end", func(t *WordPieceTables) { t.Pages[7] = 2<<4 | 3<<8 }, "expands to [3, 5) of 0"},
-		{"mapping not a code point", func(t *WordPieceTables) { t.Pages[7] = 1<<4 | 0x110000<<8 }, "not a code point"},
-		{"max chars over the kernel's", func(t *WordPieceTables) { t.MaxInputChars = 300 }, "max_input_chars_per_word 300"},
-		{"key longer than the kernel's", func(t *WordPieceTables) { t.MaxKeyLen = 200 }, "200 bytes"},
-		{"too many specials", func(t *WordPieceTables) { t.Prefix = make([]int32, 9); t.PrefixTypes = make([]int32, 9) }, "9 special tokens"},
-		{"types missing", func(t *WordPieceTables) { t.Suffix = []int32{3} }, "differ in number"},
+		{"short page index", func(t *WordPieceTables) { t.PageIndex = t.PageIndex[:10] }, "page index has 10 entries", false},
+		{"page out of range", func(t *WordPieceTables) { t.PageIndex[3] = 1 }, "names page 1 of 1", false},
+		{"slots not a power of two", func(t *WordPieceTables) { t.Slots = make([]uint32, 6) }, "not a power of two", false},
+		{"full hash table", func(t *WordPieceTables) { t.Slots = []uint32{1, 2} }, "no empty slot", false},
+		{"slot past the entries", func(t *WordPieceTables) { t.Slots[0] = 9 }, "names entry 8 of 2", false},
+		{"key offsets past the bytes", func(t *WordPieceTables) { t.KeyOffsets[2] = 60 }, "key bytes [1, 60) of 6", false},
+		{"expansion past the end", func(t *WordPieceTables) { t.Pages[7] = 2<<4 | 3<<8 }, "expands to [3, 5) of 0", false},
+		{"mapping not a code point", func(t *WordPieceTables) { t.Pages[7] = 1<<4 | 0x110000<<8 }, "not a code point", false},
+		{"max chars not positive", func(t *WordPieceTables) { t.MaxInputChars = 0 }, "max_input_chars_per_word 0", false},
+		{"max chars over the kernel's", func(t *WordPieceTables) { t.MaxInputChars = 300 }, "max_input_chars_per_word 300 is outside the kernel's 1..256", true},
+		{"empty vocabulary", func(t *WordPieceTables) { t.MaxKeyLen = 0 }, "0 bytes", false},
+		{"key longer than the kernel's", func(t *WordPieceTables) { t.MaxKeyLen = 200 }, "200 bytes is outside the kernel's 1..128", true},
+		{"too many specials", func(t *WordPieceTables) { t.Prefix = make([]int32, 9); t.PrefixTypes = make([]int32, 9) }, "9 special tokens", true},
+		{"too many specials after", func(t *WordPieceTables) { t.Suffix = make([]int32, 9); t.SuffixTypes = make([]int32, 9) }, "9 after", true},
+		{"types missing", func(t *WordPieceTables) { t.Suffix = []int32{3} }, "differ in number", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -95,6 +100,9 @@ func TestWordPieceTablesValidate(t *testing.T) {
 			err := tb.Validate()
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("Validate = %v, want an error containing %q", err, c.want)
+			}
+			if got := errors.Is(err, ErrWordPieceLimit); got != c.limit {
+				t.Errorf("errors.Is(%v, ErrWordPieceLimit) = %v, want %v", err, got, c.limit)
 			}
 		})
 	}

@@ -19,6 +19,11 @@ type StreamSpec struct {
 	Duplicates time.Duration
 	// MaxAge drops messages older than this; default 0 (keep).
 	MaxAge time.Duration
+	// MaxBytes bounds the stream's size; default 0 (no bound). When it is
+	// reached the oldest messages are dropped, or, with RefuseWhenFull,
+	// new publishes are refused.
+	MaxBytes       int64
+	RefuseWhenFull bool
 	// Replicas for clustered servers; default 1.
 	Replicas int
 	// Memory stores the stream in memory instead of files.
@@ -48,8 +53,15 @@ func (c *Conn) EnsureStream(ctx context.Context, s StreamSpec) (created bool, er
 		Subjects:   s.Subjects,
 		Duplicates: s.Duplicates,
 		MaxAge:     s.MaxAge,
+		MaxBytes:   s.MaxBytes,
 		Replicas:   s.Replicas,
 		Storage:    jetstream.FileStorage,
+	}
+	if s.MaxBytes == 0 {
+		cfg.MaxBytes = -1
+	}
+	if s.RefuseWhenFull {
+		cfg.Discard = jetstream.DiscardNew
 	}
 	if s.Memory {
 		cfg.Storage = jetstream.MemoryStorage

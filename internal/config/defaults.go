@@ -20,6 +20,7 @@ const (
 	DefaultTextMaxBytes     = 1 << 20
 	DefaultMaxPixels        = 100_000_000
 	DefaultDecodeMemory     = 1 << 30
+	DefaultOutputMaxBytes   = 1 << 30
 	DefaultAckWait          = 30 * time.Second
 	DefaultMaxDeliver       = 5
 	DefaultMaxInflightBytes = 256 << 20
@@ -75,6 +76,7 @@ func defaultPipeline(name, kind string) filePipeline {
 		MaxDeliver:       DefaultMaxDeliver,
 		RetryBackoff:     backoff,
 		MaxInflightBytes: DefaultMaxInflightBytes,
+		Streams:          fileStreams{Replicas: 1, OutputMaxBytes: DefaultOutputMaxBytes},
 	}
 	switch kind {
 	case KindImage:

@@ -41,33 +41,41 @@ type fileMetrics struct {
 }
 
 type filePipeline struct {
-	Name             string     `yaml:"name"`
-	Kind             string     `yaml:"kind"`
-	Subjects         []string   `yaml:"subjects"`
-	Stream           string     `yaml:"stream"`
-	Consumer         string     `yaml:"consumer"`
-	Output           string     `yaml:"output"`
-	OutputStream     string     `yaml:"output_stream"`
-	OutputMode       string     `yaml:"output_mode"`
-	DeadLetter       string     `yaml:"dead_letter"`
-	DeadLetterStream string     `yaml:"dead_letter_stream"`
-	Batch            fileBatch  `yaml:"batch"`
-	Limits           fileLimits `yaml:"limits"`
-	AckWait          duration   `yaml:"ack_wait"`
-	MaxDeliver       int        `yaml:"max_deliver"`
-	RetryBackoff     []duration `yaml:"retry_backoff"`
-	MaxAckPending    int        `yaml:"max_ack_pending"`
-	MaxInflightBytes size       `yaml:"max_inflight_bytes"`
-	Threads          int        `yaml:"threads"`
-	InflightBatches  int        `yaml:"inflight_batches"`
-	Image            *fileImage `yaml:"image"`
-	Text             *fileText  `yaml:"text"`
+	Name             string      `yaml:"name"`
+	Kind             string      `yaml:"kind"`
+	Subjects         []string    `yaml:"subjects"`
+	Stream           string      `yaml:"stream"`
+	Consumer         string      `yaml:"consumer"`
+	Output           string      `yaml:"output"`
+	OutputStream     string      `yaml:"output_stream"`
+	OutputMode       string      `yaml:"output_mode"`
+	DeadLetter       string      `yaml:"dead_letter"`
+	DeadLetterStream string      `yaml:"dead_letter_stream"`
+	Batch            fileBatch   `yaml:"batch"`
+	Limits           fileLimits  `yaml:"limits"`
+	Streams          fileStreams `yaml:"streams"`
+	AckWait          duration    `yaml:"ack_wait"`
+	MaxDeliver       int         `yaml:"max_deliver"`
+	RetryBackoff     []duration  `yaml:"retry_backoff"`
+	MaxAckPending    int         `yaml:"max_ack_pending"`
+	MaxInflightBytes size        `yaml:"max_inflight_bytes"`
+	Threads          int         `yaml:"threads"`
+	InflightBatches  int         `yaml:"inflight_batches"`
+	Image            *fileImage  `yaml:"image"`
+	Text             *fileText   `yaml:"text"`
 }
 
 type fileBatch struct {
 	MaxItems int      `yaml:"max_items"`
 	MaxBytes size     `yaml:"max_bytes"`
 	MaxWait  duration `yaml:"max_wait"`
+}
+
+type fileStreams struct {
+	Replicas       int      `yaml:"replicas"`
+	MaxAge         duration `yaml:"max_age"`
+	InputMaxBytes  size     `yaml:"input_max_bytes"`
+	OutputMaxBytes size     `yaml:"output_max_bytes"`
 }
 
 type fileLimits struct {

@@ -59,6 +59,25 @@ type Metrics struct {
 	Addr string // host:port. Default 127.0.0.1:9090; "" disables the endpoint
 }
 
+// Streams are the settings of the streams stoker creates for a pipeline
+// when they are missing (input, output, dead letter); existing streams are
+// used as they are.
+type Streams struct {
+	// Replicas is each stream's number of copies in a JetStream cluster
+	// (1..5). Default 1.
+	Replicas int
+	// MaxAge drops messages older than it from every stream; 0 (default)
+	// keeps them.
+	MaxAge time.Duration
+	// InputMaxBytes bounds the input stream; when it is full, publishes are
+	// refused (an unprocessed item is never dropped). 0 (default): no
+	// bound.
+	InputMaxBytes int64
+	// OutputMaxBytes bounds the output and the dead-letter stream each;
+	// when one is full its oldest messages are dropped. Default 1 GiB.
+	OutputMaxBytes int64
+}
+
 // Limits are per-item limits; an item over one is dead-lettered.
 type Limits struct {
 	MaxBytes  int64 // raw item size. Default 32 MiB for image, 1 MiB for text
@@ -101,8 +120,9 @@ type Pipeline struct {
 	DeadLetter       string // literal dead-letter subject. Default dlq.<name>
 	DeadLetterStream string // created if missing. Default DLQ_<NAME>
 
-	Batch  batch.Policy // default 64 items, 64 MiB, 10ms
-	Limits Limits
+	Batch   batch.Policy // default 64 items, 64 MiB, 10ms
+	Limits  Limits
+	Streams Streams
 
 	AckWait       time.Duration   // default 30s; must exceed Batch.MaxWait
 	MaxDeliver    int             // deliveries before dead-lettering. Default 5

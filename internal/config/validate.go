@@ -16,6 +16,9 @@ import (
 // its decoded images, and past a few the GPU gains nothing more.
 const maxInflightBatches = 8
 
+// minStreamBytes is the smallest bound on a stream's size.
+const minStreamBytes = 8 << 20
+
 // validator collects every problem with its key path.
 type validator struct{ errs []*FieldError }
 
@@ -187,6 +190,24 @@ func (p *Pipeline) validate(v *validator, at string) {
 	}
 	if p.Kind == KindImage && p.Limits.MaxPixels <= 0 {
 		v.add(at+".limits.max_pixels", "must be > 0, got %d", p.Limits.MaxPixels)
+	}
+	st := p.Streams
+	if st.Replicas < 1 || st.Replicas > 5 {
+		v.add(at+".streams.replicas", "must be within 1..5 (JetStream's limit), got %d", st.Replicas)
+	}
+	if st.MaxAge < 0 {
+		v.add(at+".streams.max_age", "must be >= 0 (0: kept), got %v", st.MaxAge)
+	}
+	for _, f := range []struct {
+		key string
+		val int64
+	}{{"input_max_bytes", st.InputMaxBytes}, {"output_max_bytes", st.OutputMaxBytes}} {
+		if f.val != 0 && f.val < minStreamBytes {
+			v.add(at+".streams."+f.key, "%d is below %d (8 MiB): a stream must hold more than a few messages (0: no bound)", f.val, minStreamBytes)
+		}
+	}
+	if st.InputMaxBytes > 0 && st.InputMaxBytes < p.Limits.MaxBytes {
+		v.add(at+".streams.input_max_bytes", "%d is less than limits.max_bytes %d: the largest item allowed could never be published", st.InputMaxBytes, p.Limits.MaxBytes)
 	}
 	if p.AckWait <= b.MaxWait {
 		v.add(at+".ack_wait", "%v must be longer than batch.max_wait %v, or items would be redelivered while they wait in a batch", p.AckWait, b.MaxWait)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/stoker-ml/stoker/internal/config"
 	"github.com/stoker-ml/stoker/kernels"
@@ -81,8 +82,17 @@ type gpuText struct {
 func (g gpuText) Close() error { return errors.Join(g.TextProcessor.Close(), g.dev.Close()) }
 
 // NewProcessor builds the processor for a pipeline on a resolved device.
-// On cuda it opens GPU 0 for the processor; Close releases it.
+// On cuda it opens GPU 0 for the processor; Close releases it. A text
+// pipeline whose tokenizer the GPU kernels do not run (byte-level BPE, or
+// WordPiece beyond the kernels' limits: gpu.ErrUnsupportedTokenizer) gets
+// the CPU text processor on cuda, with a warning on slog.Default() that
+// says why.
 func NewProcessor(p *config.Pipeline, device string) (Processor, error) {
+	return newProcessor(p, device, slog.Default())
+}
+
+// newProcessor is NewProcessor, warning on log.
+func newProcessor(p *config.Pipeline, device string, log *slog.Logger) (Processor, error) {
 	switch {
 	case p.Image != nil:
 		if device == DeviceCUDA {
@@ -112,11 +122,16 @@ func NewProcessor(p *config.Pipeline, device string) (Processor, error) {
 			if err == nil {
 				return gpuText{proc, dev}, nil
 			}
-			dev.Close()
-			if !errors.Is(err, gpu.ErrNotWordPiece) {
+			if cerr := dev.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("close the GPU: %w", cerr))
+			}
+			if !errors.Is(err, gpu.ErrUnsupportedTokenizer) {
 				return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
 			}
-			// Byte-level BPE has no GPU path: it runs on the CPU.
+			// Byte-level BPE, or WordPiece beyond the kernels' limits:
+			// the CPU tokenizer runs it.
+			log.Warn("the GPU text path does not run this pipeline's tokenizer; it runs on the CPU",
+				"pipeline", p.Name, "tokenizer", p.Text.Tokenizer, "reason", err.Error())
 		}
 		proc, err := text.NewProcessor(*p.Text, p.Threads)
 		if err != nil {

@@ -264,10 +264,13 @@ func (s *Service) startHTTP() error {
 
 // setup creates the pipeline's streams and consumer and its worker.
 func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
+	ss := p.Streams
 	for _, st := range []queue.StreamSpec{
-		{Name: p.Stream, Subjects: p.Subjects},
-		{Name: p.OutputStream, Subjects: []string{p.Output}},
-		{Name: p.DeadLetterStream, Subjects: []string{p.DeadLetter}},
+		// A full input stream refuses publishes: unprocessed items are
+		// never dropped to make room.
+		{Name: p.Stream, Subjects: p.Subjects, Replicas: ss.Replicas, MaxAge: ss.MaxAge, MaxBytes: ss.InputMaxBytes, RefuseWhenFull: true},
+		{Name: p.OutputStream, Subjects: []string{p.Output}, Replicas: ss.Replicas, MaxAge: ss.MaxAge, MaxBytes: ss.OutputMaxBytes},
+		{Name: p.DeadLetterStream, Subjects: []string{p.DeadLetter}, Replicas: ss.Replicas, MaxAge: ss.MaxAge, MaxBytes: ss.OutputMaxBytes},
 	} {
 		var created bool
 		err := s.retry(ctx, p.Name, "stream "+st.Name, func() (err error) {
@@ -281,7 +284,7 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 			s.log.Info("stream created", "pipeline", p.Name, "stream", st.Name, "subjects", st.Subjects)
 		}
 	}
-	proc, err := NewProcessor(p, s.device)
+	proc, err := newProcessor(p, s.device, s.log)
 	if err != nil {
 		return err
 	}

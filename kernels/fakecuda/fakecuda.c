@@ -14,6 +14,9 @@
  *     must use pinned host memory (cuMemAllocHost), and device memory is
  *     capped (STOKER_FAKECUDA_MEMORY, default 8 GiB) so that running out
  *     of it is CUDA_ERROR_OUT_OF_MEMORY as on a GPU;
+ *   - device memory a synchronous cuMemcpyHtoD from pageable memory wrote
+ *     is off limits to stream work until cuCtxSynchronize: on a GPU that
+ *     copy may return before its DMA ends;
  *   - each stream is a thread that runs its copies, launches and event
  *     records in order, after the call that queued them has returned, so
  *     reading a result before waiting for it reads stale memory;
@@ -25,7 +28,8 @@
  *   - errors can be injected (STOKER_FAKECUDA_FAIL, or stoker_fakecuda_fail
  *     from a test): the nth call of a function fails with a given code,
  *     at once or asynchronously; the errors that end a context on a GPU
- *     (illegal address, launch failed, ...) end it here too.
+ *     (illegal address, launch failed, launch timeout, assert, unknown,
+ *     ...) end it here too.
  * Every other driver function exists (unsupported.c, generated) and fails
  * with CUDA_ERROR_NOT_SUPPORTED, naming itself on stderr.
  */
@@ -62,6 +66,11 @@ struct fc_alloc {
 	size_t size;
 	int kind;
 	struct fc_ctx *ctx;
+	/* Device memory that a cuMemcpyHtoD from pageable host memory wrote and
+	 * no context-wide synchronisation has ordered since: on a GPU its DMA
+	 * may still be in flight, and work on a non-blocking stream is not
+	 * ordered after it. */
+	int unsynced;
 };
 
 struct fc_kernel; /* an emulated kernel: name, signature, body */
@@ -185,6 +194,8 @@ static int fc_is_fatal(CUresult r)
 	case CUDA_ERROR_INVALID_PC:
 	case CUDA_ERROR_ECC_UNCORRECTABLE:
 	case CUDA_ERROR_LAUNCH_TIMEOUT:
+	case CUDA_ERROR_ASSERT:
+	case CUDA_ERROR_UNKNOWN: /* what a GPU that fell off the bus returns */
 		return 1;
 	default:
 		return 0;
@@ -280,7 +291,7 @@ static CUresult fc_register_locked(void *p, size_t size, int kind, struct fc_ctx
 		g_allocs = a;
 		g_allocs_cap = cap;
 	}
-	g_allocs[g_nallocs++] = (struct fc_alloc){(uintptr_t)p, size, kind, ctx};
+	g_allocs[g_nallocs++] = (struct fc_alloc){(uintptr_t)p, size, kind, ctx, 0};
 	return CUDA_SUCCESS;
 }
 
@@ -293,6 +304,29 @@ static CUresult fc_unregister_locked(uintptr_t p, int kind, size_t *size)
 			return CUDA_SUCCESS;
 		}
 	}
+	return CUDA_ERROR_INVALID_VALUE;
+}
+
+/* fc_synced_locked: the context's pageable uploads are complete and ordered
+ * before whatever is queued next (cuCtxSynchronize). */
+static void fc_synced_locked(struct fc_ctx *c)
+{
+	for (size_t i = 0; i < g_nallocs; i++)
+		if (g_allocs[i].ctx == c)
+			g_allocs[i].unsynced = 0;
+}
+
+/* fc_check_synced: device memory that work queued on a stream reads or
+ * writes is not the target of a pageable upload still unordered. */
+static CUresult fc_check_synced_locked(const char *name, const char *what, uintptr_t p)
+{
+	struct fc_alloc *a = fc_find_locked(p, 1, FC_DEVICE_MEMORY);
+	if (a == NULL || !a->unsynced)
+		return CUDA_SUCCESS;
+	fc_log("%s: %s (%#lx) is in device memory that cuMemcpyHtoD wrote from pageable host memory "
+	       "with no cuCtxSynchronize since: on a GPU that DMA may still be running, and a non-blocking "
+	       "stream is not ordered after it",
+	       name, what, (unsigned long)p);
 	return CUDA_ERROR_INVALID_VALUE;
 }
 
@@ -430,6 +464,7 @@ static const struct {
 	{CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS"},
 	{CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES, "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"},
 	{CUDA_ERROR_LAUNCH_TIMEOUT, "CUDA_ERROR_LAUNCH_TIMEOUT"},
+	{CUDA_ERROR_ASSERT, "CUDA_ERROR_ASSERT"},
 	{CUDA_ERROR_HARDWARE_STACK_ERROR, "CUDA_ERROR_HARDWARE_STACK_ERROR"},
 	{CUDA_ERROR_ILLEGAL_INSTRUCTION, "CUDA_ERROR_ILLEGAL_INSTRUCTION"},
 	{CUDA_ERROR_MISALIGNED_ADDRESS, "CUDA_ERROR_MISALIGNED_ADDRESS"},
@@ -909,6 +944,7 @@ FC_API CUresult cuCtxSynchronize(void)
 		return r;
 	fc_sync_context(c);
 	pthread_mutex_lock(&g_mu);
+	fc_synced_locked(c);
 	r = c->sticky;
 	pthread_mutex_unlock(&g_mu);
 	return r;
@@ -956,6 +992,10 @@ static CUresult fc_copy_async(const char *name, void *dst, int dst_kind, const v
 		r = fc_check_range_locked(name, "destination", (uintptr_t)dst, n, dst_kind);
 	if (r == CUDA_SUCCESS)
 		r = fc_check_range_locked(name, "source", (uintptr_t)src, n, src_kind);
+	if (r == CUDA_SUCCESS && n > 0 && dst_kind == FC_DEVICE_MEMORY)
+		r = fc_check_synced_locked(name, "the destination", (uintptr_t)dst);
+	if (r == CUDA_SUCCESS && n > 0 && src_kind == FC_DEVICE_MEMORY)
+		r = fc_check_synced_locked(name, "the source", (uintptr_t)src);
 	pthread_mutex_unlock(&g_mu);
 	if (r != CUDA_SUCCESS)
 		return r;
@@ -990,7 +1030,12 @@ FC_API CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CU
 }
 
 /* The synchronous copies wait for the context's queued work, like copies
- * on the legacy default stream, then copy from or to any host memory. */
+ * on the legacy default stream, then copy from or to any host memory.
+ * Host to device from pageable memory may return, on a GPU, once the data
+ * is staged, before its DMA ends ("Synchronization" in the driver API's
+ * notes): the destination is marked unsynced until cuCtxSynchronize (or a
+ * device-to-host cuMemcpy, which returns only after the legacy stream's
+ * earlier work), and queuing stream work on it until then is refused. */
 static CUresult fc_copy_sync(const char *name, void *dst, int dst_device, const void *src, int src_device, size_t n)
 {
 	struct fc_ctx *c;
@@ -1005,6 +1050,15 @@ static CUresult fc_copy_sync(const char *name, void *dst, int dst_device, const 
 		return r;
 	fc_sync_context(c);
 	memmove(dst, src, n);
+	pthread_mutex_lock(&g_mu);
+	if (!dst_device)
+		fc_synced_locked(c);
+	else if (n > 0 && !src_device && fc_find_locked((uintptr_t)src, n, FC_PINNED_MEMORY) == NULL) {
+		struct fc_alloc *a = fc_find_locked((uintptr_t)dst, n, FC_DEVICE_MEMORY);
+		if (a != NULL)
+			a->unsynced = 1;
+	}
+	pthread_mutex_unlock(&g_mu);
 	return CUDA_SUCCESS;
 }
 
@@ -1385,6 +1439,11 @@ FC_API CUresult cuLaunchKernel(CUfunction hf, unsigned int gx, unsigned int gy, 
 				       "the kernel would fault",
 				       f->name, i, (unsigned long long)v);
 				fault = CUDA_ERROR_ILLEGAL_ADDRESS;
+			} else if (f->impl->sig[i] == 'p' && r == CUDA_SUCCESS) {
+				char call[128], what[32];
+				snprintf(call, sizeof call, "cuLaunchKernel %s", f->name);
+				snprintf(what, sizeof what, "parameter %d", i);
+				r = fc_check_synced_locked(call, what, (uintptr_t)v);
 			}
 		}
 		op->kind = FC_OP_LAUNCH;

@@ -34,7 +34,10 @@ import (
 const (
 	CUDAErrorOutOfMemory    = 2
 	CUDAErrorIllegalAddress = 700
+	CUDAErrorLaunchTimeout  = 702
+	CUDAErrorAssert         = 710
 	CUDAErrorLaunchFailed   = 719
+	CUDAErrorUnknown        = 999 // what a GPU that fell off the bus returns
 )
 
 // FakeDriver controls kernels/fakecuda, the CPU stand-in for

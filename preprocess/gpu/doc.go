@@ -3,7 +3,9 @@
 // TextProcessor (NewTextProcessor) is the text pipeline's: WordPiece
 // (BERT-style) tokenizers only, with the tables, added tokens and
 // post-processing of the CPU tokenizer it loads, so both paths give the
-// same ids; byte-level BPE returns ErrNotWordPiece and stays on the CPU.
+// same ids; byte-level BPE (ErrNotWordPiece) and WordPiece tokenizers
+// beyond the kernels' limits return errors wrapping
+// ErrUnsupportedTokenizer and stay on the CPU.
 //
 // Processor (NewImageProcessor) is the image pipeline's: a
 // preprocess.Processor that decodes images on the CPU (image.DecodeRGB, in

@@ -411,9 +411,11 @@ func TestFakeDriverReclaimsIdleBuffers(t *testing.T) {
 
 // TestFakeDriverLostContext: a fault that ends the CUDA context (a kernel
 // that faults while it runs, a launch the driver refuses as failed, a
-// copy that faults) fails the batch with ErrDeviceLost, every later batch
-// fails the same way without touching the device, and Close returns nil
-// and gives back every resource (by destroying the context).
+// copy that faults, a kernel that runs past the watchdog or fails a
+// device-side assert, a GPU that fell off the bus and answers
+// CUDA_ERROR_UNKNOWN) fails the batch with ErrDeviceLost, every later
+// batch fails the same way without touching the device, and Close returns
+// nil and gives back every resource (by destroying the context).
 func TestFakeDriverLostContext(t *testing.T) {
 	faults := []struct {
 		call  string
@@ -423,6 +425,10 @@ func TestFakeDriverLostContext(t *testing.T) {
 		{"cuLaunchKernel", kernelstest.CUDAErrorLaunchFailed, true},
 		{"cuLaunchKernel", kernelstest.CUDAErrorIllegalAddress, false},
 		{"cuMemcpyHtoDAsync_v2", kernelstest.CUDAErrorIllegalAddress, true},
+		{"cuLaunchKernel", kernelstest.CUDAErrorLaunchTimeout, true},
+		{"cuLaunchKernel", kernelstest.CUDAErrorAssert, true},
+		{"cuLaunchKernel", kernelstest.CUDAErrorUnknown, true},
+		{"cuLaunchKernel", kernelstest.CUDAErrorUnknown, false},
 	}
 	onFakeDriver(t, func(t *testing.T, fake *kernelstest.FakeDriver, pl gpuPipeline) {
 		for _, f := range faults {

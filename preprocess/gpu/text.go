@@ -51,9 +51,11 @@ var _ preprocess.Processor = (*TextProcessor)(nil)
 // NewTextProcessor loads spec.Tokenizer (the bundled bert-base-uncased
 // when empty) with the CPU loader (text.NewProcessor), uploads its
 // WordPiece tables to dev and returns a Processor that prepares batches on
-// `threads` goroutines (0: GOMAXPROCS). A tokenizer that is not WordPiece
-// (GPT-2's byte-level BPE) gives an error wrapping ErrNotWordPiece. In a
-// build without the cuda tag it returns kernels.ErrNoCUDA.
+// `threads` goroutines (0: GOMAXPROCS). A tokenizer the kernels do not run
+// gives an error wrapping ErrUnsupportedTokenizer: one that is not
+// WordPiece (GPT-2's byte-level BPE; the error is ErrNotWordPiece) or one
+// beyond the kernels' limits (it also wraps kernels.ErrWordPieceLimit). In
+// a build without the cuda tag it returns kernels.ErrNoCUDA.
 func NewTextProcessor(spec text.Spec, dev *kernels.Device, threads int) (*TextProcessor, error) {
 	if !kernels.Built {
 		return nil, kernels.ErrNoCUDA

@@ -9,10 +9,25 @@ import (
 	"github.com/stoker-ml/stoker/preprocess/text/wordpiece"
 )
 
+// ErrUnsupportedTokenizer is wrapped by NewTextProcessor's error for a
+// tokenizer that the CPU text.Processor runs but the GPU kernels do not:
+// one that is not WordPiece (ErrNotWordPiece), or a WordPiece tokenizer
+// beyond the kernels' limits (kernels.ErrWordPieceLimit; the message names
+// the limit and the tokenizer's value). Use the CPU text.Processor for it.
+var ErrUnsupportedTokenizer = errors.New("gpu: the GPU text path does not run this tokenizer")
+
 // ErrNotWordPiece is returned by NewTextProcessor for a tokenizer the GPU
 // kernels do not implement (byte-level BPE such as GPT-2): use the CPU
-// text.Processor for it.
-var ErrNotWordPiece = errors.New("gpu: the GPU text path implements WordPiece (BERT) tokenizers only")
+// text.Processor for it. It matches ErrUnsupportedTokenizer in errors.Is.
+var ErrNotWordPiece error = &unsupportedTokenizer{"gpu: the GPU text path implements WordPiece (BERT) tokenizers only"}
+
+// unsupportedTokenizer is an error with its own message that matches
+// ErrUnsupportedTokenizer.
+type unsupportedTokenizer struct{ msg string }
+
+func (e *unsupportedTokenizer) Error() string { return e.msg }
+
+func (e *unsupportedTokenizer) Is(target error) bool { return target == ErrUnsupportedTokenizer }
 
 // addedToken is a token matched in the raw text before normalisation.
 type addedToken struct {
@@ -69,6 +84,10 @@ func newBertModel(tok *text.Tokenizer) (*bertModel, error) {
 		PadTypeID:        tok.PadTypeID(),
 	}
 	if err := m.kernel.Validate(); err != nil {
+		if errors.Is(err, kernels.ErrWordPieceLimit) {
+			// Valid for the CPU tokenizer, too big for the kernels.
+			return nil, fmt.Errorf("%w: %w", ErrUnsupportedTokenizer, err)
+		}
 		return nil, fmt.Errorf("gpu: tokenizer: %w", err)
 	}
 	return m, nil

@@ -11,12 +11,12 @@ GO_VERSION  ?= $(shell sed -n 's/^go //p' go.mod)
 
 # CPU image: static pure-Go binary on distroless, non-root.
 image:
-	$(DOCKER) build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) \
+	$(DOCKER) build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 		--build-arg GO_VERSION=$(GO_VERSION) -t $(IMAGE):$(IMAGE_TAG) .
 
 # CUDA image: -tags cuda,turbojpeg on nvidia/cuda, non-root.
 image-cuda:
-	$(DOCKER) build -f deploy/Dockerfile.cuda --build-arg VERSION=$(VERSION) \
+	$(DOCKER) build -f deploy/Dockerfile.cuda --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 		--build-arg GO_VERSION=$(GO_VERSION) -t $(IMAGE):$(IMAGE_TAG)-cuda .
 
 # Manifests, dashboard and alert rules parse and match what a running

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -144,5 +145,34 @@ func TestEveryFileParses(t *testing.T) {
 	}
 	if n < 15 {
 		t.Errorf("found only %d YAML/JSON files under deploy/", n)
+	}
+}
+
+// TestNATSImageIsTheTestedVersion keeps the NATS server the deployments
+// run at the minor version every test runs in process (go.mod's
+// nats-server), whose behaviour stoker relies on (README "Delivery").
+func TestNATSImageIsTheTestedVersion(t *testing.T) {
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := regexp.MustCompile(`github.com/nats-io/nats-server/v2 v(\d+\.\d+)\.`).FindSubmatch(mod)
+	if v == nil {
+		t.Fatal("go.mod requires no github.com/nats-io/nats-server/v2")
+	}
+	tested := string(v[1])
+	re := regexp.MustCompile(`image:\s*nats:(\d+\.\d+)`)
+	for _, f := range []string{"compose.yaml", "k8s/nats/statefulset.yaml"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := re.FindSubmatch(data)
+		if m == nil {
+			t.Fatalf("%s: no nats image", f)
+		}
+		if string(m[1]) != tested {
+			t.Errorf("%s runs nats %s, the tests run nats-server %s", f, m[1], tested)
+		}
 	}
 }

@@ -224,6 +224,7 @@ func Transient(err error) bool {
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, nats.ErrTimeout),
 		errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, nats.ErrNoServers), // not reachable yet: starting, restarting
 		errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrDisconnected),
 		errors.Is(err, jetstream.ErrNoHeartbeat):

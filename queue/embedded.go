@@ -70,6 +70,15 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if !isLoopback(host) && o.Password == "" && o.Token == "" {
 		return nil, fmt.Errorf("%w (listen %s)", ErrUnprotectedListen, o.Listen)
 	}
+	if port > 0 {
+		// nats-server would only log a refused listen and never become
+		// ready: say why at once.
+		l, err := net.Listen("tcp", net.JoinHostPort(host, portStr))
+		if err != nil {
+			return nil, fmt.Errorf("queue: embedded server cannot listen on %s: %w (is another NATS server running there? join it with --nats, or choose another --listen)", o.Listen, err)
+		}
+		l.Close()
+	}
 	opts := &server.Options{
 		ServerName:         "stoker-embedded",
 		Host:               host,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -343,6 +344,20 @@ func TestEmbeddedRefusesOpenListenWithoutAuth(t *testing.T) {
 	_, err := queue.StartEmbedded(queue.EmbeddedOptions{Listen: "0.0.0.0:-1", DataDir: t.TempDir()})
 	if !errors.Is(err, queue.ErrUnprotectedListen) {
 		t.Fatalf("got %v, want ErrUnprotectedListen", err)
+	}
+}
+
+// A port already taken is reported at once, with the reason, instead of a
+// server that never becomes ready.
+func TestEmbeddedReportsBusyPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = queue.StartEmbedded(queue.EmbeddedOptions{Listen: l.Addr().String(), DataDir: t.TempDir(), ReadyTimeout: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), l.Addr().String()) {
+		t.Fatalf("StartEmbedded on a busy port: %v, want the address and \"address already in use\"", err)
 	}
 }
 

@@ -215,6 +215,16 @@ func (s *Source) pulled() {
 	s.mu.Unlock()
 }
 
+// FailingFor is how long pulls have failed in a row; 0 while they succeed.
+func (s *Source) FailingFor() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failing.IsZero() {
+		return 0
+	}
+	return time.Since(s.failing)
+}
+
 // Err is nil while pulls succeed, and the last pull's error once they have
 // failed for StallAfter in a row: the /readyz check reports it.
 func (s *Source) Err() error {

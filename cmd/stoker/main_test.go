@@ -83,6 +83,27 @@ func TestServeRefusesCUDAOnCPUBuild(t *testing.T) {
 	}
 }
 
+// stoker preprocess runs on the configuration's device unless --device
+// says otherwise, as serve does.
+func TestPreprocessTakesTheConfigurationsDevice(t *testing.T) {
+	if buildFlavour != "cpu build" {
+		t.Skip("cuda build")
+	}
+	dir := t.TempDir()
+	cfg, in := filepath.Join(dir, "cuda.yaml"), filepath.Join(dir, "in.txt")
+	os.WriteFile(cfg, []byte("device: cuda\npipelines:\n  - name: text\n"), 0o644)
+	os.WriteFile(in, []byte("a short document\n"), 0o644)
+	args := []string{"preprocess", "--pipeline", "text", "--config", cfg, "--lines", "--out", filepath.Join(dir, "out.safetensors"), in}
+	var out, errb bytes.Buffer
+	if code := run(args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "-tags cuda") {
+		t.Fatalf("preprocess with device: cuda in the configuration, on a CPU build: exit %d, %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := run(append(args[:1:1], append([]string{"--device", "cpu"}, args[1:]...)...), &out, &errb); code != 0 {
+		t.Fatalf("preprocess --device cpu: exit %d, %q", code, errb.String())
+	}
+}
+
 func TestServeRefusesInvalidConfig(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(cfg, []byte("pipelines:\n  - name: text\n    batch: {max_items: 0}\n"), 0o644)

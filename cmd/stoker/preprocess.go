@@ -17,7 +17,7 @@ func runPreprocess(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "preprocess", "--pipeline NAME [--config FILE] [--device auto|cpu|cuda] [--lines] --out FILE.safetensors INPUT…")
 	name := fs.String("pipeline", "", "pipeline to run, e.g. image or text (required)")
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
-	device := fs.String("device", "auto", "auto, cpu or cuda")
+	device := fs.String("device", "", "auto, cpu or cuda (default: the configuration's device)")
 	lines := fs.Bool("lines", false, "one item per line of each input (as stoker publish --lines)")
 	out := fs.String("out", "", "safetensors file to write (required)")
 	if err := parse(fs, args); err != nil {
@@ -35,7 +35,10 @@ func runPreprocess(ctx context.Context, e *env, args []string) error {
 	if !ok {
 		return fmt.Errorf("no pipeline %q in the configuration", *name)
 	}
-	dev, err := service.ResolveDevice(*device)
+	if *device != "" {
+		cfg.Device = *device
+	}
+	dev, err := service.ResolveDevice(cfg.Device)
 	if err != nil {
 		return err
 	}

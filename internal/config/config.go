@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,8 +98,17 @@ func Parse(data []byte, source string) (*Config, error) {
 	}
 	c, convErrs := f.toConfig()
 	errs := append(d.errs, convErrs...)
-	if len(errs) == 0 { // validate only what decoded cleanly
-		errs = append(errs, c.validate()...)
+	// Every problem is listed: an unknown key or a value of the wrong type
+	// does not hide the others. A key that did not decode keeps its
+	// default, so its own validation says nothing new: it is left out.
+	failed := make([]string, len(errs))
+	for i, e := range errs {
+		failed[i] = e.Path
+	}
+	for _, e := range c.validate() {
+		if !slices.ContainsFunc(failed, func(p string) bool { return within(e.Path, p) }) {
+			errs = append(errs, e)
+		}
 	}
 	for _, e := range errs {
 		e.Source = source
@@ -110,6 +120,11 @@ func Parse(data []byte, source string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// within reports whether path is key or inside it.
+func within(path, key string) bool {
+	return path == key || strings.HasPrefix(path, key+".") || strings.HasPrefix(path, key+"[")
 }
 
 // lineOf finds the line of path or of its nearest ancestor in the file.
@@ -161,6 +176,9 @@ func (f *fileConfig) toConfig() (*Config, []*FieldError) {
 		Device:       f.Device,
 		DrainTimeout: time.Duration(f.DrainTimeout),
 		CPUFallback:  f.CPUFallback,
+	}
+	if c.Metrics.Addr == "off" { // as --metrics-addr off
+		c.Metrics.Addr = ""
 	}
 	for i, fp := range f.Pipelines {
 		at := fmt.Sprintf("pipelines[%d]", i)

@@ -237,7 +237,7 @@ func TestErrors(t *testing.T) {
 		// Top level.
 		{"unknown device", "device: tpu\n", `t.yaml:1: device: must be auto, cpu or cuda, got "tpu"`},
 		{"drain timeout zero", "drain_timeout: 0s\n", "t.yaml:1: drain_timeout: must be > 0, got 0s"},
-		{"bad metrics addr", "metrics: {addr: localhost}\n", `t.yaml:1: metrics.addr: "localhost" is not host:port (or "" to disable the endpoint)`},
+		{"bad metrics addr", "metrics: {addr: localhost}\n", `t.yaml:1: metrics.addr: "localhost" is not host:port (or off to disable the endpoint)`},
 		{"bad listen", "embedded: {listen: \"127.0.0.1:99999\"}\n", `t.yaml:1: embedded.listen: "127.0.0.1:99999": port must be a number from 0 to 65535`},
 		{"empty data dir", "embedded: {data_dir: \"\"}\n", "t.yaml:1: embedded.data_dir: must not be empty"},
 		{"bad nats url scheme", "nats: {url: \"http://x:4222\"}\n", `t.yaml:1: nats.url: "http://x:4222": scheme must be nats, tls, ws or wss, like nats://host:4222`},
@@ -461,6 +461,39 @@ func TestSubjectsOverlap(t *testing.T) {
 		}
 		if got := subjectsOverlap(tc.b, tc.a); got != tc.want {
 			t.Errorf("subjectsOverlap(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
+
+// "off" disables the metrics endpoint in the file as on the command line
+// (--metrics-addr off); "" does too.
+func TestMetricsAddrOff(t *testing.T) {
+	for _, src := range []string{"metrics: {addr: off}\n", "metrics: {addr: \"\"}\n"} {
+		c, err := Parse([]byte(src), "t.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if c.Metrics.Addr != "" {
+			t.Errorf("%q: metrics address %q, want none", src, c.Metrics.Addr)
+		}
+	}
+}
+
+// An unknown key does not hide the other problems of the file.
+func TestUnknownKeyDoesNotHideOtherErrors(t *testing.T) {
+	src := "device: gpu\ndrain_timeout: 0s\npipelines:\n  - name: text\n    batch: {max_items: 0}\n    bogus_key: 1\n"
+	_, err := Parse([]byte(src), "bad.yaml")
+	if err == nil {
+		t.Fatal("Parse succeeded")
+	}
+	for _, want := range []string{
+		"bad.yaml:6: pipelines[0].bogus_key: unknown key",
+		`bad.yaml:1: device: must be auto, cpu or cuda, got "gpu"`,
+		"bad.yaml:2: drain_timeout: must be > 0, got 0s",
+		"bad.yaml:5: pipelines[0].batch.max_items: must be > 0, got 0",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nlacks %q", err, want)
 		}
 	}
 }

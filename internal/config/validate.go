@@ -39,7 +39,7 @@ func (c *Config) validate() []*FieldError {
 	}
 	if c.Metrics.Addr != "" {
 		if reason := checkHostPort(c.Metrics.Addr); reason != "" {
-			v.add("metrics.addr", "%s (or \"\" to disable the endpoint)", reason)
+			v.add("metrics.addr", "%s (or off to disable the endpoint)", reason)
 		}
 	}
 	if len(c.Pipelines) == 0 {

@@ -51,6 +51,7 @@ func populated(t *testing.T) (*prometheus.Registry, *Metrics) {
 	m.InflightBytes.WithLabelValues("image").Set(1)
 	m.ConsumerPending.WithLabelValues("image").Set(1)
 	m.ConsumerAckPend.WithLabelValues("image").Set(1)
+	m.PullFailing.WithLabelValues("image").Set(1)
 	m.Up.WithLabelValues("image").Set(1)
 	m.SetUnknownTokenID("text", 100)
 	m.ObserveBatch("image", imageBatch(t, nchw, f32, [][3]float64{{1, 2, 3}}))

@@ -47,6 +47,7 @@ type Metrics struct {
 	InflightBytes     *prometheus.GaugeVec     // pipeline: raw bytes held by the worker
 	ConsumerPending   *prometheus.GaugeVec     // pipeline: messages not yet delivered
 	ConsumerAckPend   *prometheus.GaugeVec     // pipeline: delivered, not acknowledged
+	PullFailing       *prometheus.GaugeVec     // pipeline: seconds pulls have failed in a row
 	Up                *prometheus.GaugeVec     // pipeline: 1 while the pipeline runs
 
 	// Drift signals, updated by ObserveBatch (see drift.go).
@@ -112,13 +113,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConsumerAckPend: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stoker_consumer_ack_pending_messages", Help: "Messages delivered to the pipeline's consumer and not yet acknowledged.",
 		}, []string{"pipeline"}),
+		PullFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stoker_consumer_pull_failing_seconds", Help: "How long pull requests to the pipeline's consumer have failed in a row; 0 while they succeed.",
+		}, []string{"pipeline"}),
 		Up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stoker_pipeline_up", Help: "1 while the pipeline is running.",
 		}, []string{"pipeline"}),
 	}
 	reg.MustRegister(m.ItemsTotal, m.ItemBytesTotal, m.OutputBytesTotal, m.BatchesTotal, m.BatchItems,
 		m.FailuresTotal, m.DeadLettersTotal, m.RedeliveriesTotal, m.StageSeconds, m.EndToEndSeconds,
-		m.InflightBytes, m.ConsumerPending, m.ConsumerAckPend, m.Up)
+		m.InflightBytes, m.ConsumerPending, m.ConsumerAckPend, m.PullFailing, m.Up)
 	reg.MustRegister(m.newDriftFamilies()...)
 	m.GPU = NewGPUCollector()
 	reg.MustRegister(m.GPU)

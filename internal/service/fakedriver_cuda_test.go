@@ -3,11 +3,6 @@
 package service_test
 
 import (
-	"bufio"
-	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stoker-ml/stoker/kernels"
@@ -32,38 +27,4 @@ func TestGPULossFallsBackToCPU(t *testing.T) {
 	if got := scrapeCounter(t, r, "stoker_failures_total", `pipeline="image"`, `reason="`+kernels.ReasonDeviceLost+`"`); got < 1 {
 		t.Errorf("stoker_failures_total{pipeline=image,reason=%s} = %v, want at least 1", kernels.ReasonDeviceLost, got)
 	}
-}
-
-// scrapeCounter reads a counter from the service's /metrics: the sum of
-// the series of name whose labels include every one of labels.
-func scrapeCounter(t *testing.T, r *running, name string, labels ...string) float64 {
-	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", r.svc.MetricsAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		series, value, ok := strings.Cut(line, "} ")
-		if !ok {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			match = match && strings.Contains(series, l)
-		}
-		if v, err := strconv.ParseFloat(value, 64); match && err == nil {
-			sum += v
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return sum
 }

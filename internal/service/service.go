@@ -107,7 +107,9 @@ func (s *Service) MetricsAddr() string {
 // before it returns.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
-	if err := s.connect(ctx); err != nil {
+	if err := s.connect(ctx); errors.Is(err, errDrainedDuringSetup) {
+		return nil // drained before there was anything to run
+	} else if err != nil {
 		return err
 	}
 	if err := s.startHTTP(); err != nil {
@@ -229,9 +231,15 @@ func (s *Service) connect(ctx context.Context) error {
 			s.opts.OnEmbedded(url)
 		}
 	}
-	c, err := queue.Connect(ctx, queue.ConnOptions{
-		URL: url, Name: n.Name, Creds: n.Creds, User: n.User, Password: n.Password, Token: n.Token,
-		NKey: n.NKey, TLSCert: n.TLS.Cert, TLSKey: n.TLS.Key, TLSCA: n.TLS.CA, Logger: s.log,
+	// A broker that is not reachable yet (started at the same time, as
+	// with kubectl apply) is retried like the setup's broker calls.
+	var c *queue.Conn
+	err := s.retry(ctx, "", "connection", func() (err error) {
+		c, err = queue.Connect(ctx, queue.ConnOptions{
+			URL: url, Name: n.Name, Creds: n.Creds, User: n.User, Password: n.Password, Token: n.Token,
+			NKey: n.NKey, TLSCert: n.TLS.Cert, TLSKey: n.TLS.Key, TLSCA: n.TLS.CA, Logger: s.log,
+		})
+		return err
 	})
 	if err != nil {
 		return err
@@ -392,13 +400,15 @@ func (s *Service) retry(ctx context.Context, pipeline, what string, f func() err
 	}
 }
 
-// watchLag exports each consumer's pending and ack-pending counts.
+// watchLag exports each consumer's pending and ack-pending counts, and how
+// long its pulls have been failing.
 func (s *Service) watchLag(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		for i, src := range s.sources {
 			name := s.cfg.Pipelines[i].Name
+			s.m.PullFailing.WithLabelValues(name).Set(src.FailingFor().Seconds())
 			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			pending, ackPending, err := src.Pending(qctx)
 			cancel()

@@ -51,6 +51,17 @@ func (f *cpuFallback) Process(ctx context.Context, items []preprocess.Item) (*pr
 	return nil, err
 }
 
+// Device is the device batches run on now: cuda until the GPU is lost,
+// then cpu (worker.DeviceReporter, for the metrics' device label).
+func (f *cpuFallback) Device() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gpu != nil {
+		return DeviceCUDA
+	}
+	return DeviceCPU
+}
+
 func (f *cpuFallback) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

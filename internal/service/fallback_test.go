@@ -52,8 +52,14 @@ func TestCPUFallbackAfterDeviceLoss(t *testing.T) {
 		gpu := &fakeProc{name: "gpu", err: fmt.Errorf("synchronize: %w", kernels.ErrDeviceLost)}
 		cpu := &fakeProc{name: "cpu"}
 		f := withCPUFallback(gpu, func() (Processor, error) { return cpu, nil }, quiet)
+		if d := f.Device(); d != DeviceCUDA {
+			t.Fatalf("before the loss the metrics say device %q, want cuda", d)
+		}
 		if _, err := f.Process(ctx, nil); !errors.Is(err, kernels.ErrDeviceLost) {
 			t.Fatalf("the batch that met the loss: err %v, want it to fail (and be retried)", err)
+		}
+		if d := f.Device(); d != DeviceCPU {
+			t.Fatalf("after the loss the metrics say device %q, want cpu", d)
 		}
 		b, err := f.Process(ctx, nil)
 		if err != nil || b.Pipeline != "cpu" {

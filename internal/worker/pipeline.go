@@ -56,7 +56,7 @@ const (
 // Options configure a Pipeline. Zero values take the defaults written here.
 type Options struct {
 	Name       string // required
-	Device     string // label for metrics; default "cpu"
+	Device     string // label for metrics (unless the Processor is a DeviceReporter); default "cpu"
 	Output     string // output subject; required
 	DeadLetter string // dead-letter subject; required
 	OutputMode string // OutputBatch (default) or OutputItem
@@ -385,7 +385,7 @@ func (p *Pipeline) process(ctx context.Context, in <-chan *work, out chan<- *wor
 
 // processOne runs the Processor on one batch and records its metrics.
 func (p *Pipeline) processOne(ctx context.Context, w *work) {
-	p.m.BatchesTotal.WithLabelValues(p.opts.Name, p.opts.Device, string(w.trigger)).Inc()
+	p.m.BatchesTotal.WithLabelValues(p.opts.Name, p.device(), string(w.trigger)).Inc()
 	p.m.BatchItems.WithLabelValues(p.opts.Name).Observe(float64(len(w.entries)))
 	p.observe(metrics.StageQueueWait, w.closed.Sub(w.entries[0].arrived))
 	items := make([]preprocess.Item, len(w.entries))
@@ -403,8 +403,22 @@ func (p *Pipeline) processOne(ctx context.Context, w *work) {
 	}
 }
 
+// DeviceReporter is a Processor that says which device it runs on now: a
+// GPU processor that fell back to the CPU reports "cpu" from then on.
+type DeviceReporter interface {
+	Device() string
+}
+
+// device is the metrics label of the device batches run on now.
+func (p *Pipeline) device() string {
+	if d, ok := p.proc.(DeviceReporter); ok {
+		return d.Device()
+	}
+	return p.opts.Device
+}
+
 func (p *Pipeline) observe(stage string, d time.Duration) {
-	p.m.StageSeconds.WithLabelValues(p.opts.Name, p.opts.Device, stage).Observe(d.Seconds())
+	p.m.StageSeconds.WithLabelValues(p.opts.Name, p.device(), stage).Observe(d.Seconds())
 }
 
 // keepAlive sends InProgress for the entries every third of AckWait until

@@ -217,3 +217,29 @@ func TestDeadLettersOfABatchGoOutTogether(t *testing.T) {
 		}
 	}
 }
+
+// reportingProcessor is an echoProcessor that reports its device.
+type reportingProcessor struct {
+	echoProcessor
+	device string
+}
+
+func (p *reportingProcessor) Device() string { return p.device }
+
+// A Processor that reports its device (a GPU one fallen back to the CPU)
+// labels the metrics with it, not with the pipeline's configured device.
+func TestMetricsLabelTheDeviceTheProcessorReports(t *testing.T) {
+	h := newHarness(t)
+	h.publish("a", "b")
+	_, stop := h.start(&reportingProcessor{echoProcessor: echoProcessor{width: 2}, device: "cpu-after-gpu"}, func(o *worker.Options, _ *queue.SourceOptions) {
+		o.Device = "cuda"
+	})
+	h.waitOutputs(2)
+	stop()
+	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu-after-gpu", metrics.OutcomeOK)); got != 2 {
+		t.Errorf("items settled under the reported device: %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cuda", metrics.OutcomeOK)); got != 0 {
+		t.Errorf("items settled under the configured device: %v, want 0", got)
+	}
+}

@@ -96,7 +96,7 @@ func (p *Pipeline) settleAll(ctx context.Context, entries []*entry, outcomes []e
 				p.log.Warn("ack failed; the item will be redelivered", "item", e.id, "err", aerr)
 				continue
 			}
-			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeOK).Inc()
+			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.device(), metrics.OutcomeOK).Inc()
 			if !m.Published.IsZero() {
 				p.m.EndToEndSeconds.WithLabelValues(p.opts.Name).Observe(time.Since(m.Published).Seconds())
 			}
@@ -104,7 +104,7 @@ func (p *Pipeline) settleAll(ctx context.Context, entries []*entry, outcomes []e
 			_ = m.Nak()
 		case actRetry:
 			p.m.FailuresTotal.WithLabelValues(p.opts.Name, reason(err)).Inc()
-			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeRetry).Inc()
+			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.device(), metrics.OutcomeRetry).Inc()
 			delay := p.backoff(int(m.Delivered))
 			p.log.Debug("item handed back for a retry", "item", e.id, "delivery", m.Delivered, "delay", delay, "err", err)
 			_ = m.NakWithDelay(delay)
@@ -120,7 +120,7 @@ func (p *Pipeline) settleAll(ctx context.Context, entries []*entry, outcomes []e
 				continue
 			}
 			p.m.DeadLettersTotal.WithLabelValues(p.opts.Name, r).Inc()
-			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.opts.Device, metrics.OutcomeDeadLetter).Inc()
+			p.m.ItemsTotal.WithLabelValues(p.opts.Name, p.device(), metrics.OutcomeDeadLetter).Inc()
 			p.log.Info("item dead-lettered", "item", e.id, "reason", r, "err", err)
 			_ = m.Term(err.Error())
 		}

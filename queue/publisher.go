@@ -26,16 +26,32 @@ type Pending struct {
 	fut     jetstream.PubAckFuture
 }
 
-// Wait blocks until the stream acknowledged the message or ctx ends.
+// Wait blocks until the stream acknowledged the message or ctx ends. An
+// answer that has arrived wins over a context that has ended too.
 func (p *Pending) Wait(ctx context.Context) (PubAck, error) {
 	select {
 	case ack := <-p.fut.Ok():
-		return PubAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+		return p.ok(ack)
 	case err := <-p.fut.Err():
-		return PubAck{}, fmt.Errorf("queue: publish to %s: %w", p.subject, err)
-	case <-ctx.Done():
-		return PubAck{}, fmt.Errorf("queue: publish to %s: %w", p.subject, ctx.Err())
+		return PubAck{}, p.failed(err)
+	default:
 	}
+	select {
+	case ack := <-p.fut.Ok():
+		return p.ok(ack)
+	case err := <-p.fut.Err():
+		return PubAck{}, p.failed(err)
+	case <-ctx.Done():
+		return PubAck{}, p.failed(ctx.Err())
+	}
+}
+
+func (p *Pending) ok(ack *jetstream.PubAck) (PubAck, error) {
+	return PubAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+func (p *Pending) failed(err error) error {
+	return fmt.Errorf("queue: publish to %s: %w", p.subject, err)
 }
 
 // PublishAsync sends a message to a stream subject without waiting; the

@@ -478,3 +478,26 @@ func TestSourceBufferFollowsMessageSize(t *testing.T) {
 		}
 	}
 }
+
+// An acknowledgement that has arrived is reported even when the context
+// has ended too: a stored message must not be reported as failed (its
+// items would be published again).
+func TestPendingWaitPrefersTheAnswer(t *testing.T) {
+	c, ctx := rawStream(t, 20*time.Second)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	for i := range 64 {
+		p, err := c.PublishAsync("raw.x", []byte{byte(i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.JetStream().PublishAsyncComplete():
+		case <-ctx.Done():
+			t.Fatal("no acknowledgement")
+		}
+		if _, err := p.Wait(done); err != nil {
+			t.Fatalf("publish %d: acknowledged, but Wait with an ended context says %v", i, err)
+		}
+	}
+}

@@ -24,6 +24,10 @@ type StreamSpec struct {
 	// new publishes are refused.
 	MaxBytes       int64
 	RefuseWhenFull bool
+	// WorkQueue removes a message once a consumer acknowledges or
+	// terminates it (work-queue retention); otherwise messages stay until
+	// MaxAge or MaxBytes removes them (limits retention).
+	WorkQueue bool
 	// Replicas for clustered servers; default 1.
 	Replicas int
 	// Memory stores the stream in memory instead of files.
@@ -62,6 +66,9 @@ func (c *Conn) EnsureStream(ctx context.Context, s StreamSpec) (created bool, er
 	}
 	if s.RefuseWhenFull {
 		cfg.Discard = jetstream.DiscardNew
+	}
+	if s.WorkQueue {
+		cfg.Retention = jetstream.WorkQueuePolicy
 	}
 	if s.Memory {
 		cfg.Storage = jetstream.MemoryStorage

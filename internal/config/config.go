@@ -190,8 +190,9 @@ func (f *fileConfig) toConfig() (*Config, []*FieldError) {
 			Batch:  batch.Policy{MaxItems: fp.Batch.MaxItems, MaxBytes: int64(fp.Batch.MaxBytes), MaxWait: time.Duration(fp.Batch.MaxWait)},
 			Limits: Limits{MaxBytes: int64(fp.Limits.MaxBytes), MaxPixels: fp.Limits.MaxPixels},
 			Streams: Streams{
-				Replicas: fp.Streams.Replicas, MaxAge: time.Duration(fp.Streams.MaxAge),
-				InputMaxBytes: int64(fp.Streams.InputMaxBytes), OutputMaxBytes: int64(fp.Streams.OutputMaxBytes),
+				Replicas: fp.Streams.Replicas, InputRetention: fp.Streams.InputRetention,
+				InputMaxAge: time.Duration(fp.Streams.InputMaxAge), InputMaxBytes: int64(fp.Streams.InputMaxBytes),
+				OutputMaxAge: time.Duration(fp.Streams.OutputMaxAge), OutputMaxBytes: int64(fp.Streams.OutputMaxBytes),
 			},
 			AckWait:          time.Duration(fp.AckWait),
 			MaxDeliver:       fp.MaxDeliver,

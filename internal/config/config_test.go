@@ -34,7 +34,7 @@ func TestDefaultYAMLIsDeployFile(t *testing.T) {
 func wantDefault() *Config {
 	backoff := []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
 	pol := batch.Policy{MaxItems: 64, MaxBytes: 64 << 20, MaxWait: 10 * time.Millisecond}
-	streams := Streams{Replicas: 1, OutputMaxBytes: 1 << 30}
+	streams := Streams{Replicas: 1, InputRetention: RetentionLimits, OutputMaxBytes: 1 << 30}
 	return &Config{
 		NATS:         NATS{Name: "stoker"},
 		Embedded:     Embedded{Listen: "127.0.0.1:4222", DataDir: "./stoker-data"},
@@ -137,7 +137,7 @@ pipelines:
     inflight_batches: 3
     batch: {max_items: 16, max_bytes: 512KiB, max_wait: 1s}
     limits: {max_bytes: 100KB, max_pixels: 4000000}
-    streams: {replicas: 3, max_age: 72h, input_max_bytes: 10GiB, output_max_bytes: 0}
+    streams: {replicas: 3, input_retention: workqueue, input_max_bytes: 10GiB, output_max_age: 72h, output_max_bytes: 0}
     image: {resize: 128, crop: 112, layout: NHWC, dtype: uint8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.5, 1], decode_memory: 64MiB}
 `
 	c, err := Parse([]byte(src), "t.yaml")
@@ -155,7 +155,7 @@ pipelines:
 		DeadLetter: "dlq.thumbs-v2", DeadLetterStream: "DLQ_THUMBS_V2",
 		Batch:   batch.Policy{MaxItems: 16, MaxBytes: 512 * 1024, MaxWait: time.Second},
 		Limits:  Limits{MaxBytes: 100_000, MaxPixels: 4_000_000},
-		Streams: Streams{Replicas: 3, MaxAge: 72 * time.Hour, InputMaxBytes: 10 << 30},
+		Streams: Streams{Replicas: 3, InputRetention: RetentionWorkQueue, InputMaxBytes: 10 << 30, OutputMaxAge: 72 * time.Hour},
 		AckWait: 30 * time.Second, MaxDeliver: 5, RetryBackoff: []time.Duration{250 * time.Millisecond},
 		MaxAckPending: 100, MaxInflightBytes: 256 << 20, Threads: 3, InflightBatches: 3,
 		Image: &image.Spec{
@@ -282,7 +282,9 @@ func TestErrors(t *testing.T) {
 		{"max_items zero", "pipelines:\n  - name: image\n  - name: text\n    batch: {max_items: 0}\n", "t.yaml:4: pipelines[1].batch.max_items: must be > 0, got 0"},
 		{"stream replicas", "pipelines:\n  - name: text\n    streams: {replicas: 7}\n", "t.yaml:3: pipelines[0].streams.replicas: must be within 1..5 (JetStream's limit), got 7"},
 		{"tiny output stream", "pipelines:\n  - name: text\n    streams: {output_max_bytes: 1MiB}\n", "t.yaml:3: pipelines[0].streams.output_max_bytes: 1048576 is below 8388608 (8 MiB): a stream must hold more than a few messages (0: no bound)"},
-		{"input stream under an item", "pipelines:\n  - name: image\n    streams: {input_max_bytes: 16MiB}\n", "t.yaml:3: pipelines[0].streams.input_max_bytes: 16777216 is less than limits.max_bytes 33554432: the largest item allowed could never be published"},
+		{"input stream under an item", "pipelines:\n  - name: image\n    streams: {input_retention: workqueue, input_max_bytes: 16MiB}\n", "t.yaml:3: pipelines[0].streams.input_max_bytes: 16777216 is less than limits.max_bytes 33554432: the largest item allowed could never be published"},
+		{"input bound kept full by processed items", "pipelines:\n  - name: text\n    streams: {input_max_bytes: 1GiB}\n", "t.yaml:3: pipelines[0].streams.input_max_bytes: needs input_retention: workqueue: with limits retention processed items stay, fill the bound, and every publish is then refused"},
+		{"unknown retention", "pipelines:\n  - name: text\n    streams: {input_retention: interest}\n", `t.yaml:3: pipelines[0].streams.input_retention: must be limits or workqueue, got "interest"`},
 		{"image max_items over the grid", "pipelines:\n  - name: image\n    batch: {max_items: 65536}\n    max_ack_pending: 70000\n",
 			"t.yaml:3: pipelines[0].batch.max_items: must be at most 65535 for an image pipeline (one GPU launch per batch, one grid slice per image), got 65536"},
 		{"batch max_bytes zero", "pipelines:\n  - name: text\n    batch: {max_bytes: 0}\n    limits: {max_bytes: 0}\n", "t.yaml:3: pipelines[0].batch.max_bytes: must be > 0, got 0"},

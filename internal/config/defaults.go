@@ -76,7 +76,7 @@ func defaultPipeline(name, kind string) filePipeline {
 		MaxDeliver:       DefaultMaxDeliver,
 		RetryBackoff:     backoff,
 		MaxInflightBytes: DefaultMaxInflightBytes,
-		Streams:          fileStreams{Replicas: 1, OutputMaxBytes: DefaultOutputMaxBytes},
+		Streams:          fileStreams{Replicas: 1, InputRetention: RetentionLimits, OutputMaxBytes: DefaultOutputMaxBytes},
 	}
 	switch kind {
 	case KindImage:

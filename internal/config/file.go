@@ -73,8 +73,10 @@ type fileBatch struct {
 
 type fileStreams struct {
 	Replicas       int      `yaml:"replicas"`
-	MaxAge         duration `yaml:"max_age"`
+	InputRetention string   `yaml:"input_retention"`
+	InputMaxAge    duration `yaml:"input_max_age"`
 	InputMaxBytes  size     `yaml:"input_max_bytes"`
+	OutputMaxAge   duration `yaml:"output_max_age"`
 	OutputMaxBytes size     `yaml:"output_max_bytes"`
 }
 

@@ -66,17 +66,33 @@ type Streams struct {
 	// Replicas is each stream's number of copies in a JetStream cluster
 	// (1..5). Default 1.
 	Replicas int
-	// MaxAge drops messages older than it from every stream; 0 (default)
-	// keeps them.
-	MaxAge time.Duration
-	// InputMaxBytes bounds the input stream; when it is full, publishes are
-	// refused (an unprocessed item is never dropped). 0 (default): no
-	// bound.
+	// InputRetention is the input stream's: RetentionLimits (default), where
+	// processed items stay until InputMaxAge removes them (and `stoker
+	// publish --resume` can skip them), or RetentionWorkQueue, where an item
+	// is removed once acknowledged or dead-lettered, so the stream holds
+	// the backlog alone.
+	InputRetention string
+	// InputMaxAge drops input older than it, processed or not; 0 (default)
+	// keeps it.
+	InputMaxAge time.Duration
+	// InputMaxBytes bounds a work-queue input stream's backlog; when it is
+	// full, publishes are refused (no unprocessed item is dropped). 0
+	// (default): no bound. Only with RetentionWorkQueue: under limits
+	// retention processed items would fill it.
 	InputMaxBytes int64
+	// OutputMaxAge drops tensors and dead letters older than it; 0
+	// (default) keeps them.
+	OutputMaxAge time.Duration
 	// OutputMaxBytes bounds the output and the dead-letter stream each;
 	// when one is full its oldest messages are dropped. Default 1 GiB.
 	OutputMaxBytes int64
 }
+
+// Input stream retentions.
+const (
+	RetentionLimits    = "limits"
+	RetentionWorkQueue = "workqueue"
+)
 
 // Limits are per-item limits; an item over one is dead-lettered.
 type Limits struct {
@@ -93,7 +109,7 @@ const (
 // The output modes.
 const (
 	OutputBatch = "batch" // one message per batch (split when over max_payload)
-	OutputItem  = "item"  // one message per item, Nats-Msg-Id <pipeline>:<stream>:<stream sequence>
+	OutputItem  = "item"  // one message per item, Nats-Msg-Id <pipeline>:<stream>:<stream sequence>:<stored ns>
 )
 
 // The devices.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/stoker-ml/stoker/kernels"
@@ -195,8 +196,18 @@ func (p *Pipeline) validate(v *validator, at string) {
 	if st.Replicas < 1 || st.Replicas > 5 {
 		v.add(at+".streams.replicas", "must be within 1..5 (JetStream's limit), got %d", st.Replicas)
 	}
-	if st.MaxAge < 0 {
-		v.add(at+".streams.max_age", "must be >= 0 (0: kept), got %v", st.MaxAge)
+	switch st.InputRetention {
+	case RetentionLimits, RetentionWorkQueue:
+	default:
+		v.add(at+".streams.input_retention", "must be limits or workqueue, got %q", st.InputRetention)
+	}
+	for _, f := range []struct {
+		key string
+		val time.Duration
+	}{{"input_max_age", st.InputMaxAge}, {"output_max_age", st.OutputMaxAge}} {
+		if f.val < 0 {
+			v.add(at+".streams."+f.key, "must be >= 0 (0: kept), got %v", f.val)
+		}
 	}
 	for _, f := range []struct {
 		key string
@@ -206,7 +217,10 @@ func (p *Pipeline) validate(v *validator, at string) {
 			v.add(at+".streams."+f.key, "%d is below %d (8 MiB): a stream must hold more than a few messages (0: no bound)", f.val, minStreamBytes)
 		}
 	}
-	if st.InputMaxBytes > 0 && st.InputMaxBytes < p.Limits.MaxBytes {
+	switch {
+	case st.InputMaxBytes > 0 && st.InputRetention == RetentionLimits:
+		v.add(at+".streams.input_max_bytes", "needs input_retention: workqueue: with limits retention processed items stay, fill the bound, and every publish is then refused")
+	case st.InputMaxBytes > 0 && st.InputMaxBytes < p.Limits.MaxBytes:
 		v.add(at+".streams.input_max_bytes", "%d is less than limits.max_bytes %d: the largest item allowed could never be published", st.InputMaxBytes, p.Limits.MaxBytes)
 	}
 	if p.AckWait <= b.MaxWait {

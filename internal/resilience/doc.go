@@ -23,7 +23,7 @@
 //     AckWait.
 //  3. Exactly once (same test, output_mode item): the crash yields no
 //     duplicate, since each item's tensor carries Nats-Msg-Id
-//     <pipeline>:<stream>:<sequence>; in batch mode duplicates are counted and
+//     <pipeline>:<stream>:<sequence>:<stored ns>; in batch mode duplicates are counted and
 //     reported.
 //  4. Broker restart (TestBrokerRestart): the server is stopped and
 //     started again on the same port and store, after a brief outage and

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stoker-ml/stoker/internal/config"
@@ -22,54 +24,110 @@ import (
 	"github.com/stoker-ml/stoker/queue/queuetest"
 )
 
-// A drain asked for before the pipelines exist (a SIGTERM while setup
-// waits for the broker) still drains them: Run returns nil instead of
-// running until the hard stop.
-func TestDrainBeforeSetupDrainsPipelinesSetUpLater(t *testing.T) {
+// drainOnReady is a slog handler that drains svc when the pipeline named
+// first logs that it is ready, and records which pipelines became ready.
+type drainOnReady struct {
+	svc   *service.Service
+	first string
+	mu    sync.Mutex
+	ready []string
+}
+
+func (h *drainOnReady) Enabled(context.Context, slog.Level) bool { return true }
+func (h *drainOnReady) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *drainOnReady) WithGroup(string) slog.Handler            { return h }
+func (h *drainOnReady) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "pipeline ready" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "pipeline" {
+			h.mu.Lock()
+			h.ready = append(h.ready, a.Value.String())
+			h.mu.Unlock()
+			if a.Value.String() == h.first {
+				h.svc.Drain() // a SIGTERM between two pipelines' setup
+			}
+		}
+		return true
+	})
+	return nil
+}
+
+// A drain while the pipelines are being set up drains those that exist,
+// sets up no more, and Run returns nil: without it the rest would be set
+// up and run until the hard stop.
+func TestDrainDuringSetup(t *testing.T) {
 	srv := queuetest.RunServer(t)
 	cfg := config.Default()
 	cfg.NATS.URL = srv.ClientURL()
 	cfg.Metrics.Addr = ""
 	cfg.Device = testDevice
-	svc, err := service.New(cfg, service.Options{})
+	h := &drainOnReady{first: cfg.Pipelines[0].Name}
+	svc, err := service.New(cfg, service.Options{Logger: slog.New(h)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.svc = svc
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	svc.Drain()
 	if err := svc.Run(ctx); err != nil {
-		t.Fatalf("Run after Drain: %v; want the pipelines drained and nil", err)
+		t.Fatalf("Run drained during setup: %v; want the pipelines drained and nil", err)
+	}
+	if !slices.Equal(h.ready, []string{cfg.Pipelines[0].Name}) {
+		t.Fatalf("pipelines set up: %v, want only %s, the one ready before the drain", h.ready, cfg.Pipelines[0].Name)
 	}
 }
 
-// The streams stoker creates follow the pipeline's streams settings: the
-// input stream refuses publishes when full, the output and dead-letter
-// streams drop their oldest messages.
+// The streams stoker creates follow the pipeline's streams settings: a
+// work-queue input stream holds only the backlog and refuses publishes
+// when it is full; the output and dead-letter streams drop their oldest
+// messages. Processed items leave the input stream, so a bound on it
+// never fills with them: 24 items of 1 MiB go through an 8 MiB input
+// stream.
 func TestStreamsCreatedWithTheirSettings(t *testing.T) {
 	r := startService(t, func(c *config.Config) {
 		c.Pipelines = c.Pipelines[1:] // text
-		c.Pipelines[0].Streams = config.Streams{Replicas: 1, MaxAge: 72 * time.Hour, InputMaxBytes: 64 << 20, OutputMaxBytes: 32 << 20}
+		p := &c.Pipelines[0]
+		p.Streams = config.Streams{Replicas: 1, InputRetention: config.RetentionWorkQueue, InputMaxBytes: 8 << 20,
+			OutputMaxAge: 72 * time.Hour, OutputMaxBytes: 32 << 20}
+		p.Limits.MaxBytes = 2 << 20
+		p.Text.MaxBytes = 2 << 20
 	})
 	ctx := context.Background()
 	for _, want := range []struct {
-		stream  string
-		bytes   int64
-		discard jetstream.DiscardPolicy
+		stream    string
+		bytes     int64
+		discard   jetstream.DiscardPolicy
+		retention jetstream.RetentionPolicy
+		age       time.Duration
 	}{
-		{"RAW_TEXT", 64 << 20, jetstream.DiscardNew},
-		{"TENSORS_TEXT", 32 << 20, jetstream.DiscardOld},
-		{"DLQ_TEXT", 32 << 20, jetstream.DiscardOld},
+		{"RAW_TEXT", 8 << 20, jetstream.DiscardNew, jetstream.WorkQueuePolicy, 0},
+		{"TENSORS_TEXT", 32 << 20, jetstream.DiscardOld, jetstream.LimitsPolicy, 72 * time.Hour},
+		{"DLQ_TEXT", 32 << 20, jetstream.DiscardOld, jetstream.LimitsPolicy, 72 * time.Hour},
 	} {
 		st, err := r.conn.JetStream().Stream(ctx, want.stream)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := st.CachedInfo().Config
-		if cfg.MaxBytes != want.bytes || cfg.Discard != want.discard || cfg.MaxAge != 72*time.Hour || cfg.Replicas != 1 {
-			t.Errorf("%s: max_bytes %d, discard %v, max_age %v, replicas %d; want %d, %v, 72h, 1",
-				want.stream, cfg.MaxBytes, cfg.Discard, cfg.MaxAge, cfg.Replicas, want.bytes, want.discard)
+		if cfg.MaxBytes != want.bytes || cfg.Discard != want.discard || cfg.Retention != want.retention || cfg.MaxAge != want.age || cfg.Replicas != 1 {
+			t.Errorf("%s: max_bytes %d, discard %v, retention %v, max_age %v, replicas %d; want %d, %v, %v, %v, 1",
+				want.stream, cfg.MaxBytes, cfg.Discard, cfg.Retention, cfg.MaxAge, cfg.Replicas, want.bytes, want.discard, want.retention, want.age)
 		}
+	}
+	doc := bytes.Repeat([]byte("word "), 1<<20/5)
+	for i := range 24 {
+		id := fmt.Sprintf("doc-%d", i)
+		queuetest.WaitFor(t, 20*time.Second, func() error {
+			// A full backlog refuses the publish until the worker catches up.
+			_, err := r.conn.Publish(ctx, "raw.text.x", doc, nats.Header{nats.MsgIdHdr: {id}})
+			return err
+		})
+	}
+	rows, dead := r.collect(t, "text", 24)
+	if len(rows) != 24 || len(dead) != 0 {
+		t.Fatalf("%d tensors and %d dead letters for 24 documents", len(rows), len(dead))
 	}
 }
 

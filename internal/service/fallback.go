@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/stoker-ml/stoker/internal/worker"
 	"github.com/stoker-ml/stoker/kernels"
 	"github.com/stoker-ml/stoker/preprocess"
 )
@@ -56,6 +57,9 @@ func (f *cpuFallback) Process(ctx context.Context, items []preprocess.Item) (*pr
 func (f *cpuFallback) Device() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if d, ok := f.active.(worker.DeviceReporter); ok {
+		return d.Device()
+	}
 	if f.gpu != nil {
 		return DeviceCUDA
 	}

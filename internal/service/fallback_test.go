@@ -61,6 +61,9 @@ func TestCPUFallbackAfterDeviceLoss(t *testing.T) {
 		if d := f.Device(); d != DeviceCPU {
 			t.Fatalf("after the loss the metrics say device %q, want cpu", d)
 		}
+		if d := withCPUFallback(nopCloser{cpu}, nil, quiet).Device(); d != DeviceCPU {
+			t.Fatalf("a fallback around a CPU processor says device %q, want cpu", d)
+		}
 		b, err := f.Process(ctx, nil)
 		if err != nil || b.Pipeline != "cpu" {
 			t.Fatalf("after the loss: %v, %v; want the CPU's batch", b, err)

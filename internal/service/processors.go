@@ -48,9 +48,15 @@ type Processor interface {
 	Close() error
 }
 
+// nopCloser is a CPU processor, which holds nothing to release.
 type nopCloser struct{ preprocess.Processor }
 
 func (nopCloser) Close() error { return nil }
+
+// Device says the processor runs on the CPU (worker.DeviceReporter): a
+// text pipeline on cuda whose tokenizer the GPU kernels do not run is
+// counted under cpu.
+func (nopCloser) Device() string { return DeviceCPU }
 
 // unwrap returns the processor inside stoker's wrappers.
 func unwrap(p Processor) preprocess.Processor {

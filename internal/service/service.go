@@ -276,9 +276,10 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 	for _, st := range []queue.StreamSpec{
 		// A full input stream refuses publishes: unprocessed items are
 		// never dropped to make room.
-		{Name: p.Stream, Subjects: p.Subjects, Replicas: ss.Replicas, MaxAge: ss.MaxAge, MaxBytes: ss.InputMaxBytes, RefuseWhenFull: true},
-		{Name: p.OutputStream, Subjects: []string{p.Output}, Replicas: ss.Replicas, MaxAge: ss.MaxAge, MaxBytes: ss.OutputMaxBytes},
-		{Name: p.DeadLetterStream, Subjects: []string{p.DeadLetter}, Replicas: ss.Replicas, MaxAge: ss.MaxAge, MaxBytes: ss.OutputMaxBytes},
+		{Name: p.Stream, Subjects: p.Subjects, Replicas: ss.Replicas, MaxAge: ss.InputMaxAge, MaxBytes: ss.InputMaxBytes,
+			RefuseWhenFull: true, WorkQueue: ss.InputRetention == config.RetentionWorkQueue},
+		{Name: p.OutputStream, Subjects: []string{p.Output}, Replicas: ss.Replicas, MaxAge: ss.OutputMaxAge, MaxBytes: ss.OutputMaxBytes},
+		{Name: p.DeadLetterStream, Subjects: []string{p.DeadLetter}, Replicas: ss.Replicas, MaxAge: ss.OutputMaxAge, MaxBytes: ss.OutputMaxBytes},
 	} {
 		var created bool
 		err := s.retry(ctx, p.Name, "stream "+st.Name, func() (err error) {
@@ -304,7 +305,13 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 			s.m.SetUnknownTokenID(p.Name, int(id))
 		}
 	}
-	if s.device == DeviceCUDA && s.cfg.CPUFallback {
+	// The device the pipeline runs on: the service's, unless its processor
+	// runs on the CPU anyway (a tokenizer the GPU kernels do not run).
+	device := s.device
+	if d, ok := proc.(worker.DeviceReporter); ok {
+		device = d.Device()
+	}
+	if device == DeviceCUDA && s.cfg.CPUFallback {
 		proc = withCPUFallback(proc, func() (Processor, error) { return NewProcessor(p, DeviceCPU) }, s.log.With("pipeline", p.Name))
 	}
 	s.procs = append(s.procs, proc)
@@ -330,10 +337,10 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 	s.sources = append(s.sources, src)
 	s.mu.Unlock()
 	w, err := worker.New(worker.Options{
-		Name: p.Name, Device: s.device, Output: p.Output, DeadLetter: p.DeadLetter, OutputMode: p.OutputMode,
+		Name: p.Name, Device: device, Output: p.Output, DeadLetter: p.DeadLetter, OutputMode: p.OutputMode,
 		Batch: p.Batch, MaxItemBytes: p.Limits.MaxBytes, MaxInflightBytes: p.MaxInflightBytes,
 		MaxDeliver: p.MaxDeliver, RetryBackoff: p.RetryBackoff, AckWait: p.AckWait,
-		InflightBatches: inflightBatches(p, s.device),
+		InflightBatches: inflightBatches(p, device),
 		MaxPayload:      s.conn.MaxPayload(), Logger: s.log,
 	}, src, s.conn, proc, s.m)
 	if err != nil {
@@ -347,7 +354,7 @@ func (s *Service) setup(ctx context.Context, p *config.Pipeline) error {
 		// either way it is drained once.
 		w.Drain()
 	}
-	s.log.Info("pipeline ready", "pipeline", p.Name, "device", s.device, "subjects", p.Subjects, "output", p.Output, "dead_letter", p.DeadLetter)
+	s.log.Info("pipeline ready", "pipeline", p.Name, "device", device, "subjects", p.Subjects, "output", p.Output, "dead_letter", p.DeadLetter)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/stoker-ml/stoker/internal/config"
+	"github.com/stoker-ml/stoker/internal/worker"
 	"github.com/stoker-ml/stoker/preprocess"
 	"github.com/stoker-ml/stoker/preprocess/text"
 )
@@ -45,6 +46,9 @@ func TestTextTokenizerBeyondGPUFallsBackToCPU(t *testing.T) {
 			defer proc.Close()
 			if _, ok := unwrap(proc).(*text.Processor); !ok {
 				t.Fatalf("newProcessor on cuda gave a %T; want the CPU *text.Processor", unwrap(proc))
+			}
+			if d, ok := proc.(worker.DeviceReporter); !ok || d.Device() != DeviceCPU {
+				t.Errorf("the fallback processor does not report device cpu (%T), so its batches would be counted under cuda", proc)
 			}
 			for _, want := range []string{"level=WARN", "pipeline=texts", c.reason} {
 				if !strings.Contains(logged.String(), want) {

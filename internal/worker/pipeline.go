@@ -36,8 +36,8 @@ const (
 	// batch's items twice.
 	OutputBatch = "batch"
 	// OutputItem publishes one message per item with Nats-Msg-Id
-	// "<pipeline>:<stream>:<stream sequence>", so the stream's duplicate
-	// window drops a re-publication after a crash.
+	// "<pipeline>:<stream>:<stream sequence>:<stored time, Unix ns>", so
+	// the stream's duplicate window drops a re-publication after a crash.
 	OutputItem = "item"
 )
 
@@ -183,7 +183,7 @@ type work struct {
 	err     error         // whole-batch transient failure
 	done    chan struct{} // closed when result and err are set
 	// stopKeepAlive ends the InProgress signals sent for the entries from
-	// when the batch reaches process until it is settled.
+	// when the batch is formed until it is settled.
 	stopKeepAlive func()
 }
 
@@ -291,10 +291,15 @@ func (p *Pipeline) batch(ctx context.Context, in <-chan *entry, out chan<- *work
 		if len(es) == 0 {
 			return true
 		}
+		// Kept alive from here to settling: while the batch waits to be
+		// processed, is processed, and waits for the batches before it to
+		// be published (which a slow broker can make longer than AckWait).
+		w := &work{entries: es, trigger: trig, closed: time.Now(), stopKeepAlive: p.keepAlive(ctx, es)}
 		select {
-		case out <- &work{entries: es, trigger: trig, closed: time.Now()}:
+		case out <- w:
 			return true
 		case <-ctx.Done():
+			w.stopKeepAlive()
 			return false
 		}
 	}
@@ -357,10 +362,6 @@ func (p *Pipeline) process(ctx context.Context, in <-chan *work, out chan<- *wor
 	defer running.Wait()
 	slots := make(chan struct{}, p.opts.InflightBatches)
 	for w := range in {
-		// Kept alive from here to settling: while the batch waits for a
-		// slot, is processed, and waits for the batches before it to be
-		// published (which a slow broker can make longer than AckWait).
-		w.stopKeepAlive = p.keepAlive(ctx, w.entries)
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():

@@ -396,11 +396,15 @@ func TestItemModeSetsPerItemMsgID(t *testing.T) {
 	})
 	h.waitOutputs(3)
 	stop()
-	var got []string
-	for _, m := range h.outputs("OUT") {
+	var got, want []string
+	for i, m := range h.outputs("OUT") {
 		got = append(got, m.Header.Get(nats.MsgIdHdr)+" "+m.Header.Get(worker.HeaderItemID)+" "+string(m.Data[len(m.Data)-2:]))
+		in, err := st.GetMsg(ctx, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("echo:RAW:%d:%d %s %s\x00", i+1, in.Time.UnixNano(), in.Header.Get(nats.MsgIdHdr), in.Data))
 	}
-	want := []string{"echo:RAW:1 item-000 a\x00", "echo:RAW:2 item-001 b\x00", "echo:RAW:3 item-000 c\x00"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("item-mode messages (Nats-Msg-Id, Stoker-Item-Id, last tensor bytes):\n got %q\nwant %q", got, want)
 	}

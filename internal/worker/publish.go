@@ -163,9 +163,12 @@ func (p *Pipeline) encode(b *preprocess.Batch, rows []*entry) ([]outMsg, error) 
 	return msgs, nil
 }
 
-// position is where an input message is stored: "<stream>:<sequence>".
+// position names where and when an input message was stored:
+// "<stream>:<sequence>:<stored time, Unix ns>". It is the same on every
+// delivery of the message, and differs for a message stored at the same
+// sequence of a stream deleted and created again.
 func position(m *queue.Message) string {
-	return m.Stream + ":" + strconv.FormatUint(m.Sequence, 10)
+	return m.Stream + ":" + strconv.FormatUint(m.Sequence, 10) + ":" + strconv.FormatInt(m.Published.UnixNano(), 10)
 }
 
 // split cuts rows [i, j) into ranges whose encoding fits limit, halving

@@ -243,3 +243,31 @@ func TestMetricsLabelTheDeviceTheProcessorReports(t *testing.T) {
 		t.Errorf("items settled under the configured device: %v, want 0", got)
 	}
 }
+
+// An input stream deleted and created again starts its sequences at 1
+// again: its items are new items, not duplicates of the tensors published
+// for the old stream's first messages.
+func TestRecreatedInputStreamIsNotDeduplicated(t *testing.T) {
+	h := newHarness(t)
+	h.publish("a")
+	item := func(o *worker.Options, _ *queue.SourceOptions) { o.OutputMode = worker.OutputItem }
+	_, stop := h.start(&echoProcessor{width: 2}, item)
+	h.waitOutputs(1)
+	stop()
+	ctx := context.Background()
+	if err := h.conn.JetStream().DeleteStream(ctx, "RAW"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.conn.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.conn.Publish(ctx, "raw.x", []byte("b"), nats.Header{nats.MsgIdHdr: {"new-item"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, stop = h.start(&echoProcessor{width: 2}, item)
+	h.waitOutputs(2)
+	stop()
+	if got := strings.Join(h.outputIDs(), " "); got != "item-000 new-item" {
+		t.Fatalf("output items %q, want item-000 then new-item", got)
+	}
+}

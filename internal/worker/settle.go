@@ -64,8 +64,13 @@ func reason(err error) string {
 	return metrics.ReasonTransient
 }
 
-// settle carries out decide's action for one item.
+// settle carries out decide's action for one item not in a batch (refused
+// or handed back by fetch), kept alive while its dead letter is sent.
 func (p *Pipeline) settle(ctx context.Context, e *entry, err error) {
+	if p.decide(e, err) == actDeadLetter {
+		stop := p.keepAlive(ctx, []*entry{e})
+		defer stop()
+	}
 	p.settleAll(ctx, []*entry{e}, []error{err})
 }
 
@@ -176,7 +181,7 @@ func (p *Pipeline) deadLetter(e *entry, code string, err error) outMsg {
 	hdr.Set(nats.MsgIdHdr, p.opts.Name+":dead-letter:"+position(e.msg))
 	data := e.msg.Data
 	if int64(len(data)+headerBytes(hdr)) > p.opts.MaxPayload {
-		hdr.Set(HeaderPayloadOmitted, fmt.Sprintf("%d bytes; with these headers the dead letter would exceed max_payload (%d bytes); the item is message %d of stream %s", len(data), p.opts.MaxPayload, e.msg.Sequence, e.msg.Stream))
+		hdr.Set(HeaderPayloadOmitted, fmt.Sprintf("%d bytes; with these headers the dead letter would exceed max_payload (%d bytes); the item is message %d of stream %s (unless that stream is a work queue, which removes it)", len(data), p.opts.MaxPayload, e.msg.Sequence, e.msg.Stream))
 		data = nil
 	}
 	return outMsg{subject: p.opts.DeadLetter, data: data, hdr: hdr}

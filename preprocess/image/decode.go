@@ -350,6 +350,21 @@ type decoder struct {
 	held   int64
 }
 
+// estimate is the memory decoding data will hold (see DecodeBudget), from
+// the header as the decoder that will decode it reads it: libjpeg-turbo in
+// the turbojpeg build reads JPEGs Go's header reader refuses (arithmetic
+// coding, for one).
+func (d *decoder) estimate(data []byte, s Spec) (int64, error) {
+	if n, ok := d.tj.decodeBytes(data); ok {
+		return n, nil
+	}
+	f, cfg, err := checkHeader(data, s, &d.rd)
+	if err != nil {
+		return 0, err
+	}
+	return decodeBytes(f, cfg, data), nil
+}
+
 // release gives back the budget the last decoding held, once its pixels
 // are no longer needed, and drops a buffer grown for a huge image.
 func (d *decoder) release() {
@@ -374,11 +389,11 @@ type regionFunc func(w, h int) (x0, y0, x1, y1 int)
 
 func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, error) {
 	if d.budget != nil {
-		f, cfg, err := checkHeader(data, s, &d.rd)
+		n, err := d.estimate(data, s)
 		if err != nil {
 			return nil, err
 		}
-		d.held = d.budget.take(decodeBytes(f, cfg, data))
+		d.held = d.budget.take(n)
 	}
 	if rgb, ok, err := d.tj.decode(data, s, &d.rgb); ok || err != nil {
 		if err == nil && region != nil {

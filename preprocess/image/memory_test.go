@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -31,12 +32,18 @@ func TestDecodeEstimatesCoverAllocation(t *testing.T) {
 	for _, path := range files {
 		name := filepath.Base(path)
 		data := readFile(t, path)
+		if pureGoRefuses(name) && !TurboJPEG {
+			continue
+		}
 		var d decoder
-		f, cfg, err := checkHeader(data, spec, &d.rd)
+		_, cfg, err := checkHeader(data, spec, &d.rd)
+		if err != nil && !pureGoRefuses(name) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		estimate, err := d.estimate(data, spec)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		estimate := decodeBytes(f, cfg, data)
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -127,4 +134,37 @@ func heapPeak(t *testing.T, f func()) uint64 {
 	close(done)
 	wg.Wait()
 	return peak
+}
+
+// TestDecodeBudgetChangesNoOutcome processes every corpus file, and a JPEG
+// only libjpeg-turbo reads, with and without a decode budget: the budget
+// bounds memory, it must not change what is decoded or refused.
+func TestDecodeBudgetChangesNoOutcome(t *testing.T) {
+	files := append(corpusFiles(t), filepath.Join("testdata", "regress", "coffee_arithmetic.jpg"))
+	var procs [2]*Processor
+	for i, budget := range []int64{0, 1 << 30} {
+		s := DefaultSpec()
+		s.DecodeMemory = budget
+		procs[i] = newProcessor(t, s, 2)
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		items := []preprocess.Item{{ID: name, Data: readFile(t, path)}}
+		var got [2]string
+		for i, p := range procs {
+			b, err := p.Process(context.Background(), items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Failed) > 0 {
+				got[i] = "refused: " + b.Failed[0].Err.Error()
+			} else {
+				got[i] = fmt.Sprintf("tensor %x", sha256.Sum256(b.Tensors[0].Data))
+			}
+			b.Release()
+		}
+		if got[0] != got[1] {
+			t.Errorf("%s: without a budget %s; with one %s", name, got[0], got[1])
+		}
+	}
 }

@@ -76,6 +76,34 @@ type turboState struct {
 	fresh C.int
 }
 
+// decodeBytes estimates what decoding data takes when libjpeg-turbo
+// decodes it in this build, from its own header read: the RGB output, the
+// CMYK buffer of a 4-component image, and libjpeg's coefficient buffers
+// (2 bytes per component per pixel) for a progressive one; ok is false for
+// what libjpeg-turbo does not decode here (other formats, a header it
+// cannot read). libjpeg's memory is C memory: Go's heap does not count it,
+// the budget does.
+func (t *turboState) decodeBytes(data []byte) (n int64, ok bool) {
+	if len(data) < 3 || data[0] != 0xff || data[1] != 0xd8 || data[2] != 0xff || t.init() != nil {
+		return 0, false
+	}
+	if C.stoker_tj_header(t.handle.h, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &t.hdr[0], &t.msg[0], C.int(len(t.msg))) != 0 {
+		return 0, false
+	}
+	w, h, cs := int64(t.hdr[0]), int64(t.hdr[1]), t.hdr[3]
+	comps, per := int64(3), int64(3+1)
+	switch cs {
+	case C.TJCS_GRAY:
+		comps = 1
+	case C.TJCS_CMYK, C.TJCS_YCCK:
+		comps, per = 4, per+4
+	}
+	if jpegProgressive(data) {
+		per += 2 * comps
+	}
+	return w*h*per + 256<<10, true
+}
+
 // shrink drops the CMYK buffer when it is larger than keep bytes.
 func (t *turboState) shrink(keep int) {
 	if cap(t.cmyk) > keep {

@@ -11,6 +11,8 @@ const TurboJPEG = false
 
 func (t *turboState) shrink(int) {}
 
+func (t *turboState) decodeBytes([]byte) (int64, bool) { return 0, false }
+
 func (t *turboState) decode(data []byte, s Spec, dst *RGB) (*RGB, bool, error) {
 	return nil, false, nil
 }

@@ -56,6 +56,9 @@ func (b *DecodeBudget) take(n int64) int64 {
 
 // Peak is the most the budget has handed out at once.
 func (b *DecodeBudget) Peak() int64 {
+	if b == nil {
+		return 0
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.peak

@@ -1,9 +1,11 @@
 package queue_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -117,6 +119,31 @@ func TestEnsureStreamCreatesOnceAndKeepsExisting(t *testing.T) {
 	}
 	if got := st.CachedInfo().Config.Subjects; len(got) != 1 || got[0] != "raw.>" {
 		t.Fatalf("existing stream was rewritten: subjects %v", got)
+	}
+}
+
+// An existing stream whose retention differs from what the pipeline asks
+// for is used as it is, with a warning: JetStream cannot change it in
+// place, and a bounded limits-retention input stream would fill with
+// processed items.
+func TestEnsureStreamWarnsOfAnotherRetention(t *testing.T) {
+	srv := queuetest.RunServer(t)
+	var logged bytes.Buffer
+	c := queuetest.Connect(t, srv.ClientURL(), func(o *queue.ConnOptions) {
+		o.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	})
+	ctx := context.Background()
+	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil || logged.Len() != 0 {
+		t.Fatalf("same retention: %v, logged %q", err, logged.String())
+	}
+	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "RAW", Subjects: []string{"raw.>"}, WorkQueue: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "stream=RAW") {
+		t.Fatalf("no warning naming the stream: %q", logged.String())
 	}
 }
 

@@ -47,6 +47,10 @@ func (c *Conn) EnsureStream(ctx context.Context, s StreamSpec) (created bool, er
 				return false, fmt.Errorf("queue: existing stream %s (subjects %v) does not capture %q; add the subject to the stream or change the pipeline's stream", s.Name, info.Config.Subjects, want)
 			}
 		}
+		if wq := info.Config.Retention == jetstream.WorkQueuePolicy; wq != s.WorkQueue {
+			c.log.Warn("existing stream's retention differs from the configuration's; it is used as it is, and JetStream cannot change a retention in place: delete the stream (and what it holds) or name a new one",
+				"stream", s.Name, "retention", info.Config.Retention.String(), "configured_work_queue", s.WorkQueue)
+		}
 		return false, nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -204,6 +204,18 @@ func (h *harness) outputIDs() []string {
 	return ids
 }
 
+// waitDeadLetters waits until the dead-letter stream holds exactly n
+// messages.
+func (h *harness) waitDeadLetters(n int) {
+	h.t.Helper()
+	queuetest.WaitFor(h.t, 15*time.Second, func() error {
+		if got := len(h.outputs("DLQ")); got != n {
+			return fmt.Errorf("%d dead letters, want %d", got, n)
+		}
+		return nil
+	})
+}
+
 func (h *harness) waitOutputs(n int) {
 	h.t.Helper()
 	queuetest.WaitFor(h.t, 15*time.Second, func() error {
@@ -220,12 +232,7 @@ func TestGoodAndBadItemsInOneBatch(t *testing.T) {
 	proc := &echoProcessor{width: 4}
 	_, stop := h.start(proc, nil)
 	h.waitOutputs(3)
-	queuetest.WaitFor(t, 10*time.Second, func() error {
-		if n := len(h.outputs("DLQ")); n != 2 {
-			return fmt.Errorf("%d dead letters, want 2", n)
-		}
-		return nil
-	})
+	h.waitDeadLetters(2)
 	stop()
 	ids := h.outputIDs()
 	sort.Strings(ids)
@@ -307,12 +314,7 @@ func TestTransientFailureRetriesThenDeadLetters(t *testing.T) {
 				o.Batch.MaxItems = 1
 			})
 			h.waitOutputs(1)
-			queuetest.WaitFor(t, 15*time.Second, func() error {
-				if n := len(h.outputs("DLQ")); n != 1 {
-					return fmt.Errorf("%d dead letters, want 1", n)
-				}
-				return nil
-			})
+			h.waitDeadLetters(1)
 			stop()
 			dl := h.outputs("DLQ")[0]
 			if dl.Header.Get(worker.HeaderReason) != "max_deliver" || dl.Header.Get(worker.HeaderDeliver) != "3" {

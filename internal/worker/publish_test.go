@@ -30,12 +30,7 @@ func TestDeadLetterOverMaxPayloadOmitsPayload(t *testing.T) {
 	h := newHarness(t, func(o *server.Options) { o.MaxPayload = maxPayload })
 	h.publish("bad" + strings.Repeat("x", maxPayload-200))
 	_, stop := h.start(&echoProcessor{width: 4}, nil)
-	queuetest.WaitFor(t, 10*time.Second, func() error {
-		if n := len(h.outputs("DLQ")); n != 1 {
-			return fmt.Errorf("%d dead letters, want 1", n)
-		}
-		return nil
-	})
+	h.waitDeadLetters(1)
 	stop()
 	dl := h.outputs("DLQ")[0]
 	if len(dl.Data) != 0 {
@@ -269,5 +264,28 @@ func TestRecreatedInputStreamIsNotDeduplicated(t *testing.T) {
 	stop()
 	if got := strings.Join(h.outputIDs(), " "); got != "item-000 new-item" {
 		t.Fatalf("output items %q, want item-000 then new-item", got)
+	}
+}
+
+// A dead letter that fits once the item's own Nats-* headers (kept for the
+// record) are dropped keeps its payload: on a work-queue stream it is the
+// only copy left.
+func TestDeadLetterDropsRecordHeadersBeforeThePayload(t *testing.T) {
+	const maxPayload = 64 << 10
+	h := newHarness(t, func(o *server.Options) { o.MaxPayload = maxPayload })
+	data := []byte("bad" + strings.Repeat("x", maxPayload-600))
+	hdr := nats.Header{nats.MsgIdHdr: {"big.jpg"}, "Nats-Note": {strings.Repeat("n", 500)}}
+	if _, err := h.conn.Publish(context.Background(), "raw.x", data, hdr); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := h.start(&echoProcessor{width: 4}, nil)
+	h.waitDeadLetters(1)
+	stop()
+	dl := h.outputs("DLQ")[0]
+	if !bytes.Equal(dl.Data, data) || dl.Header.Get(worker.HeaderPayloadOmitted) != "" {
+		t.Fatalf("dead letter of %d bytes (omitted: %q), want the item's %d", len(dl.Data), dl.Header.Get(worker.HeaderPayloadOmitted), len(data))
+	}
+	if dl.Header.Get(worker.HeaderOriginal+"Nats-Note") != "" {
+		t.Errorf("the record headers were kept although they did not fit")
 	}
 }

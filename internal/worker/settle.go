@@ -181,11 +181,29 @@ func (p *Pipeline) deadLetter(e *entry, code string, err error) outMsg {
 	hdr.Set(nats.MsgIdHdr, p.opts.Name+":dead-letter:"+position(e.msg))
 	data := e.msg.Data
 	if int64(len(data)+headerBytes(hdr)) > p.opts.MaxPayload {
+		// Make room first with what can be spared: the item's own Nats-*
+		// headers, kept for the record only, and the error's tail. The
+		// payload may be the only copy (a work-queue stream removes the
+		// item once it is terminated).
+		for k := range hdr {
+			if strings.HasPrefix(k, HeaderOriginal) {
+				delete(hdr, k)
+			}
+		}
+		if msg := []rune(hdr.Get(HeaderError)); len(msg) > maxErrorHeader {
+			hdr.Set(HeaderError, string(msg[:maxErrorHeader])+"…")
+		}
+	}
+	if int64(len(data)+headerBytes(hdr)) > p.opts.MaxPayload {
 		hdr.Set(HeaderPayloadOmitted, fmt.Sprintf("%d bytes; with these headers the dead letter would exceed max_payload (%d bytes); the item is message %d of stream %s (unless that stream is a work queue, which removes it)", len(data), p.opts.MaxPayload, e.msg.Sequence, e.msg.Stream))
 		data = nil
 	}
 	return outMsg{subject: p.opts.DeadLetter, data: data, hdr: hdr}
 }
+
+// maxErrorHeader is how many characters of Stoker-Error a dead letter keeps
+// when it must make room for its payload.
+const maxErrorHeader = 200
 
 // headerBytes is the size of hdr on the wire: "NATS/1.0\r\n", a
 // "key: value\r\n" line per value, and a blank line.

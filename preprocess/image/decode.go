@@ -355,8 +355,8 @@ type decoder struct {
 // the turbojpeg build reads JPEGs Go's header reader refuses (arithmetic
 // coding, for one).
 func (d *decoder) estimate(data []byte, s Spec) (int64, error) {
-	if n, ok := d.tj.decodeBytes(data); ok {
-		return n, nil
+	if n, ok, err := d.tj.decodeBytes(data, s); ok || err != nil {
+		return n, err
 	}
 	f, cfg, err := checkHeader(data, s, &d.rd)
 	if err != nil {

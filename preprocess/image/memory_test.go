@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -166,5 +167,41 @@ func TestDecodeBudgetChangesNoOutcome(t *testing.T) {
 		if got[0] != got[1] {
 			t.Errorf("%s: without a budget %s; with one %s", name, got[0], got[1])
 		}
+	}
+}
+
+// An item over max_pixels is refused from its header before it holds any
+// of the budget, whichever library reads the header.
+func TestItemOverMaxPixelsHoldsNoBudget(t *testing.T) {
+	s := DefaultSpec()
+	s.MaxPixels, s.DecodeMemory = 1000, 1<<30
+	p := newProcessor(t, s, 1)
+	bomb := readFile(t, filepath.Join("testdata", "bad", bombs[0]))
+	b, err := p.Process(context.Background(), []preprocess.Item{{ID: "bomb", Data: bomb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Failed) != 1 || !errors.Is(b.Failed[0].Err, ErrTooManyPixels) {
+		t.Fatalf("failed %v, want the bomb refused for its pixels", b.Failed)
+	}
+	if peak := p.budget.Peak(); peak != 0 {
+		t.Errorf("the refused item held %d bytes of the budget first", peak)
+	}
+}
+
+// A JPEG whose header the decoder rejects does not spoil the decoder for
+// the next item (a TurboJPEG handle stays failed after an error).
+func TestBrokenHeaderDoesNotSpoilTheNextItem(t *testing.T) {
+	s := DefaultSpec()
+	s.DecodeMemory = 1 << 30
+	p := newProcessor(t, s, 1)
+	bad := []byte{0xff, 0xd8, 0xff, 0xc0, 0x00, 0x02, 0x08, 0x00, 0x10, 0x00, 0x10, 0xff, 0xd9}
+	good := readFile(t, filepath.Join("testdata", "corpus", "rocket.jpg"))
+	b, err := p.Process(context.Background(), []preprocess.Item{{ID: "bad", Data: bad}, {ID: "good-1", Data: good}, {ID: "good-2", Data: good}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Failed) != 1 || b.Failed[0].Index != 0 {
+		t.Fatalf("failed %v, want only the broken header", b.Failed)
 	}
 }

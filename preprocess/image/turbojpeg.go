@@ -79,18 +79,36 @@ type turboState struct {
 // decodeBytes estimates what decoding data takes when libjpeg-turbo
 // decodes it in this build, from its own header read: the RGB output, the
 // CMYK buffer of a 4-component image, and libjpeg's coefficient buffers
-// (2 bytes per component per pixel) for a progressive one; ok is false for
-// what libjpeg-turbo does not decode here (other formats, a header it
-// cannot read). libjpeg's memory is C memory: Go's heap does not count it,
-// the budget does.
-func (t *turboState) decodeBytes(data []byte) (n int64, ok bool) {
-	if len(data) < 3 || data[0] != 0xff || data[1] != 0xd8 || data[2] != 0xff || t.init() != nil {
-		return 0, false
+// (2 bytes per component per pixel) for a progressive one. It applies
+// spec's MaxBytes and MaxPixels first, as decode would, so an item over
+// them is refused before it holds any budget. ok is false for what
+// libjpeg-turbo does not decode here (other formats, a header it cannot
+// read: decode reports those). libjpeg's memory is C memory: Go's heap
+// does not count it, the budget does.
+func (t *turboState) decodeBytes(data []byte, s Spec) (n int64, ok bool, err error) {
+	if len(data) < 3 || data[0] != 0xff || data[1] != 0xd8 || data[2] != 0xff {
+		return 0, false, nil
 	}
+	if s.MaxBytes > 0 && int64(len(data)) > s.MaxBytes {
+		return 0, true, badInput(ErrTooLarge, "item is %d bytes, over image.max_bytes %d", len(data), s.MaxBytes)
+	}
+	if err := t.init(); err != nil {
+		return 0, false, nil
+	}
+	t.hdr = [4]C.int{}
 	if C.stoker_tj_header(t.handle.h, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &t.hdr[0], &t.msg[0], C.int(len(t.msg))) != 0 {
-		return 0, false
+		// A TurboJPEG handle can stay failed after an error: the next
+		// item starts with a fresh one.
+		t.reset()
+		return 0, false, nil
 	}
 	w, h, cs := int64(t.hdr[0]), int64(t.hdr[1]), t.hdr[3]
+	if w <= 0 || h <= 0 {
+		return 0, false, nil // no frame header (tables only, cut short)
+	}
+	if s.MaxPixels > 0 && w*h > s.MaxPixels {
+		return 0, true, badInput(ErrTooManyPixels, "jpeg: %dx%d is %d pixels, over image.max_pixels %d", w, h, w*h, s.MaxPixels)
+	}
 	comps, per := int64(3), int64(3+1)
 	switch cs {
 	case C.TJCS_GRAY:
@@ -101,7 +119,7 @@ func (t *turboState) decodeBytes(data []byte) (n int64, ok bool) {
 	if jpegProgressive(data) {
 		per += 2 * comps
 	}
-	return w*h*per + 256<<10, true
+	return w*h*per + 256<<10, true, nil
 }
 
 // shrink drops the CMYK buffer when it is larger than keep bytes.

@@ -11,7 +11,7 @@ const TurboJPEG = false
 
 func (t *turboState) shrink(int) {}
 
-func (t *turboState) decodeBytes([]byte) (int64, bool) { return 0, false }
+func (t *turboState) decodeBytes([]byte, Spec) (int64, bool, error) { return 0, false, nil }
 
 func (t *turboState) decode(data []byte, s Spec, dst *RGB) (*RGB, bool, error) {
 	return nil, false, nil

@@ -187,7 +187,8 @@ func (s *Service) setRunning(name string, v bool) {
 	s.mu.Unlock()
 }
 
-// Ready is the /readyz check: nil once connected and every pipeline runs.
+// Ready is the /readyz check: nil once connected, every pipeline runs, and
+// no consumer's pulls have failed for queue.SourceOptions.StallAfter.
 func (s *Service) Ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

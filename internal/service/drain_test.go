@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,34 +25,27 @@ import (
 	"github.com/stoker-ml/stoker/queue/queuetest"
 )
 
-// drainOnReady is a slog handler that drains svc when the pipeline named
-// first logs that it is ready, and records which pipelines became ready.
-type drainOnReady struct {
-	svc   *service.Service
-	first string
-	mu    sync.Mutex
-	ready []string
+// logTap is a slog handler that hands every record to a function, for
+// tests that act on or wait for a log line.
+type logTap func(slog.Record)
+
+func (logTap) Enabled(context.Context, slog.Level) bool { return true }
+func (h logTap) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h logTap) WithGroup(string) slog.Handler          { return h }
+func (h logTap) Handle(_ context.Context, r slog.Record) error {
+	h(r)
+	return nil
 }
 
-func (h *drainOnReady) Enabled(context.Context, slog.Level) bool { return true }
-func (h *drainOnReady) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *drainOnReady) WithGroup(string) slog.Handler            { return h }
-func (h *drainOnReady) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != "pipeline ready" {
-		return nil
-	}
+// pipelineOf is the "pipeline" attribute of a log record.
+func pipelineOf(r slog.Record) (name string) {
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "pipeline" {
-			h.mu.Lock()
-			h.ready = append(h.ready, a.Value.String())
-			h.mu.Unlock()
-			if a.Value.String() == h.first {
-				h.svc.Drain() // a SIGTERM between two pipelines' setup
-			}
+			name = a.Value.String()
 		}
 		return true
 	})
-	return nil
+	return name
 }
 
 // A drain while the pipelines are being set up drains those that exist,
@@ -63,19 +57,31 @@ func TestDrainDuringSetup(t *testing.T) {
 	cfg.NATS.URL = srv.ClientURL()
 	cfg.Metrics.Addr = ""
 	cfg.Device = testDevice
-	h := &drainOnReady{first: cfg.Pipelines[0].Name}
-	svc, err := service.New(cfg, service.Options{Logger: slog.New(h)})
+	var svc *service.Service
+	var mu sync.Mutex
+	var ready []string
+	tap := logTap(func(r slog.Record) {
+		if r.Message != "pipeline ready" {
+			return
+		}
+		mu.Lock()
+		ready = append(ready, pipelineOf(r))
+		mu.Unlock()
+		if pipelineOf(r) == cfg.Pipelines[0].Name {
+			svc.Drain() // a SIGTERM between two pipelines' setup
+		}
+	})
+	svc, err := service.New(cfg, service.Options{Logger: slog.New(tap)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.svc = svc
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := svc.Run(ctx); err != nil {
 		t.Fatalf("Run drained during setup: %v; want the pipelines drained and nil", err)
 	}
-	if !slices.Equal(h.ready, []string{cfg.Pipelines[0].Name}) {
-		t.Fatalf("pipelines set up: %v, want only %s, the one ready before the drain", h.ready, cfg.Pipelines[0].Name)
+	if !slices.Equal(ready, []string{cfg.Pipelines[0].Name}) {
+		t.Fatalf("pipelines set up: %v, want only %s, the one ready before the drain", ready, cfg.Pipelines[0].Name)
 	}
 }
 
@@ -131,29 +137,6 @@ func TestStreamsCreatedWithTheirSettings(t *testing.T) {
 	}
 }
 
-// recordedLogs is a slog handler keeping every message, for tests that
-// wait for one.
-type recordedLogs struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (h *recordedLogs) Enabled(context.Context, slog.Level) bool { return true }
-func (h *recordedLogs) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *recordedLogs) WithGroup(string) slog.Handler            { return h }
-func (h *recordedLogs) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.msgs = append(h.msgs, r.Message)
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *recordedLogs) contains(msg string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Contains(h.msgs, msg)
-}
-
 // A broker that is not reachable when the worker starts (both started at
 // once, as by kubectl apply) is waited for, not a reason to exit.
 func TestBrokerStartingLateIsWaitedFor(t *testing.T) {
@@ -163,8 +146,13 @@ func TestBrokerStartingLateIsWaitedFor(t *testing.T) {
 	cfg.Metrics.Addr = ""
 	cfg.Device = testDevice
 	cfg.Pipelines = cfg.Pipelines[1:]
-	logs := &recordedLogs{}
-	svc, err := service.New(cfg, service.Options{Logger: slog.New(logs)})
+	var retried atomic.Bool
+	tap := logTap(func(r slog.Record) {
+		if r.Message == "broker not answering; retrying" {
+			retried.Store(true)
+		}
+	})
+	svc, err := service.New(cfg, service.Options{Logger: slog.New(tap)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +161,7 @@ func TestBrokerStartingLateIsWaitedFor(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	queuetest.WaitFor(t, 20*time.Second, func() error {
-		if !logs.contains("broker not answering; retrying") {
+		if !retried.Load() {
 			return errors.New("no retry logged yet")
 		}
 		return nil

@@ -5,10 +5,7 @@ package service
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +14,7 @@ import (
 	"github.com/stoker-ml/stoker/internal/worker"
 	"github.com/stoker-ml/stoker/preprocess"
 	"github.com/stoker-ml/stoker/preprocess/text"
+	"github.com/stoker-ml/stoker/preprocess/text/texttest"
 )
 
 // TestTextTokenizerBeyondGPUFallsBackToCPU: on device cuda (the GPU, or
@@ -88,24 +86,9 @@ func TestTextTokenizerBeyondGPUFallsBackToCPU(t *testing.T) {
 // bertWithMaxChars writes the bundled BERT tokenizer.json with
 // max_input_chars_per_word set to n and returns its path.
 func bertWithMaxChars(t *testing.T, n int) string {
-	t.Helper()
-	b, err := os.ReadFile("../../preprocess/text/tokenizers/bert-base-uncased.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok map[string]any
-	if err := json.Unmarshal(b, &tok); err != nil {
-		t.Fatal(err)
-	}
-	tok["model"].(map[string]any)["max_input_chars_per_word"] = n
-	if b, err = json.Marshal(tok); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tokenizer.json")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return texttest.WriteBERT(t, func(tok map[string]any) {
+		tok["model"].(map[string]any)["max_input_chars_per_word"] = n
+	})
 }
 
 // sameTensors reports whether two batches hold the same tensors, byte for

@@ -140,7 +140,7 @@ type Pipeline struct {
 	proc   preprocess.Processor
 	m      *metrics.Metrics
 	log    *slog.Logger
-	budget *byteBudget
+	budget *preprocess.Budget // raw bytes held between fetch and settle
 
 	drainOnce sync.Once
 	draining  chan struct{}
@@ -161,7 +161,7 @@ func New(opts Options, src Source, pub Publisher, proc preprocess.Processor, m *
 		proc:     proc,
 		m:        m,
 		log:      opts.Logger.With("pipeline", opts.Name),
-		budget:   newByteBudget(opts.MaxInflightBytes),
+		budget:   preprocess.NewBudget(opts.MaxInflightBytes),
 		draining: make(chan struct{}),
 	}, nil
 }
@@ -255,10 +255,10 @@ func (p *Pipeline) fetch(ctx context.Context, out chan<- *entry) error {
 			p.settle(ctx, e, err)
 			continue
 		}
-		if err := p.budget.acquire(ctx, e.size); err != nil {
+		if err := p.budget.Acquire(ctx, e.size); err != nil {
 			return nil
 		}
-		p.m.InflightBytes.WithLabelValues(p.opts.Name).Set(float64(p.budget.current()))
+		p.m.InflightBytes.WithLabelValues(p.opts.Name).Set(float64(p.budget.Held()))
 		select {
 		case out <- e:
 		case <-ctx.Done():

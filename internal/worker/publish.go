@@ -37,9 +37,9 @@ func (p *Pipeline) publish(ctx context.Context, in <-chan *work) {
 			w.result.Release() // encoded: the processor may reuse the tensors' memory
 		}
 		for _, e := range w.entries {
-			p.budget.release(e.size)
+			p.budget.Release(e.size)
 		}
-		p.m.InflightBytes.WithLabelValues(p.opts.Name).Set(float64(p.budget.current()))
+		p.m.InflightBytes.WithLabelValues(p.opts.Name).Set(float64(p.budget.Held()))
 	}
 }
 

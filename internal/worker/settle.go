@@ -180,7 +180,10 @@ func (p *Pipeline) deadLetter(e *entry, code string, err error) outMsg {
 	hdr.Set(HeaderDeliver, strconv.FormatUint(e.msg.Delivered, 10))
 	hdr.Set(nats.MsgIdHdr, p.opts.Name+":dead-letter:"+position(e.msg))
 	data := e.msg.Data
-	if int64(len(data)+headerBytes(hdr)) > p.opts.MaxPayload {
+	// What the server's max_payload counts: the payload and the encoded
+	// headers (a Msg's size without subject and reply).
+	fits := func() bool { return int64((&nats.Msg{Header: hdr, Data: data}).Size()) <= p.opts.MaxPayload }
+	if !fits() {
 		// Make room first with what can be spared: the item's own Nats-*
 		// headers, kept for the record only, and the error's tail. The
 		// payload may be the only copy (a work-queue stream removes the
@@ -194,7 +197,7 @@ func (p *Pipeline) deadLetter(e *entry, code string, err error) outMsg {
 			hdr.Set(HeaderError, string(msg[:maxErrorHeader])+"…")
 		}
 	}
-	if int64(len(data)+headerBytes(hdr)) > p.opts.MaxPayload {
+	if !fits() {
 		hdr.Set(HeaderPayloadOmitted, fmt.Sprintf("%d bytes; with these headers the dead letter would exceed max_payload (%d bytes); the item is message %d of stream %s (unless that stream is a work queue, which removes it)", len(data), p.opts.MaxPayload, e.msg.Sequence, e.msg.Stream))
 		data = nil
 	}
@@ -204,15 +207,3 @@ func (p *Pipeline) deadLetter(e *entry, code string, err error) outMsg {
 // maxErrorHeader is how many characters of Stoker-Error a dead letter keeps
 // when it must make room for its payload.
 const maxErrorHeader = 200
-
-// headerBytes is the size of hdr on the wire: "NATS/1.0\r\n", a
-// "key: value\r\n" line per value, and a blank line.
-func headerBytes(hdr nats.Header) int {
-	n := len("NATS/1.0\r\n") + len("\r\n")
-	for k, vs := range hdr {
-		for _, v := range vs {
-			n += len(k) + len(": ") + len(v) + len("\r\n")
-		}
-	}
-	return n
-}

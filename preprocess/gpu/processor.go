@@ -29,7 +29,7 @@ type Processor struct {
 	tensors preprocess.Buffers // pixel_values memory, back from released batches
 	// budget bounds the memory of the images being decoded at once, by
 	// every batch in flight (spec.DecodeMemory).
-	budget *image.DecodeBudget
+	budget *preprocess.Budget
 }
 
 var _ preprocess.Processor = (*Processor)(nil)
@@ -63,7 +63,7 @@ func newProcessor(spec image.Spec, r runner, threads int) (*Processor, error) {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Processor{spec: spec, threads: threads, run: r, budget: image.NewDecodeBudget(spec.DecodeMemory)}, nil
+	return &Processor{spec: spec, threads: threads, run: r, budget: preprocess.NewBudget(spec.DecodeMemory)}, nil
 }
 
 // Spec returns the processor's spec.

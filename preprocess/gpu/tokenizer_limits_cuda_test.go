@@ -13,6 +13,7 @@ import (
 	"github.com/stoker-ml/stoker/kernels"
 	"github.com/stoker-ml/stoker/kernels/kernelstest"
 	"github.com/stoker-ml/stoker/preprocess/text"
+	"github.com/stoker-ml/stoker/preprocess/text/texttest"
 )
 
 // TestNewTextProcessorBeyondKernelLimits: on a device, NewTextProcessor
@@ -30,7 +31,7 @@ func TestNewTextProcessorBeyondKernelLimits(t *testing.T) {
 	for _, c := range beyondKernelLimits {
 		t.Run(c.name, func(t *testing.T) {
 			spec := text.DefaultSpec()
-			spec.Tokenizer = writeTokenizer(t, c.mutate)
+			spec.Tokenizer = texttest.WriteBERT(t, c.mutate)
 			p, err := NewTextProcessor(spec, dev, 1)
 			if err == nil {
 				p.Close()

@@ -2,16 +2,14 @@ package gpu
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stoker-ml/stoker/kernels"
 	"github.com/stoker-ml/stoker/preprocess"
 	"github.com/stoker-ml/stoker/preprocess/text"
+	"github.com/stoker-ml/stoker/preprocess/text/texttest"
 )
 
 // beyondKernelLimits are BERT tokenizers the CPU text.Processor loads but
@@ -49,29 +47,6 @@ var beyondKernelLimits = []struct {
 	}, "9 special tokens before and 1 after the sequence, the kernel takes at most 8 each"},
 }
 
-// writeTokenizer writes the bundled bert-base-uncased tokenizer.json,
-// changed by mutate, into a temporary file and returns its path.
-func writeTokenizer(t testing.TB, mutate func(tok map[string]any)) string {
-	t.Helper()
-	b, err := os.ReadFile("../text/tokenizers/bert-base-uncased.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok map[string]any
-	if err := json.Unmarshal(b, &tok); err != nil {
-		t.Fatal(err)
-	}
-	mutate(tok)
-	if b, err = json.Marshal(tok); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tokenizer.json")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestTokenizerBeyondKernelLimits: a WordPiece tokenizer the CPU runs but
 // the kernels cannot take is refused with an error that wraps
 // ErrUnsupportedTokenizer and kernels.ErrWordPieceLimit and names the
@@ -82,7 +57,7 @@ func TestTokenizerBeyondKernelLimits(t *testing.T) {
 	for _, c := range beyondKernelLimits {
 		t.Run(c.name, func(t *testing.T) {
 			spec := text.DefaultSpec()
-			spec.Tokenizer = writeTokenizer(t, c.mutate)
+			spec.Tokenizer = texttest.WriteBERT(t, c.mutate)
 			cpu, err := text.NewProcessor(spec, 1)
 			if err != nil {
 				t.Fatalf("the CPU text processor refuses the tokenizer: %v", err)

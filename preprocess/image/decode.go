@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	stdimage "image"
@@ -176,14 +177,17 @@ func decodeFailure(f Format, data []byte, doing string, err error) error {
 	return badInput(nil, "%s: cannot decode (%s): %v", f, doing, err)
 }
 
-// decodeImage checks the header and decodes with the format's decoder. It
-// returns the header's description too: a GIF's logical screen size, a
-// PNG's colour model before Go's decoder widened it.
-func decodeImage(data []byte, s Spec, r *bytes.Reader) (stdimage.Image, Format, stdimage.Config, error) {
+// decodeImage checks the header, holds the decode budget for it, and
+// decodes with the format's decoder. It returns the header's description
+// too: a GIF's logical screen size, a PNG's colour model before Go's
+// decoder widened it.
+func (d *decoder) decodeImage(data []byte, s Spec) (stdimage.Image, Format, stdimage.Config, error) {
+	r := &d.rd
 	f, cfg, err := checkHeader(data, s, r)
 	if err != nil {
 		return nil, f, cfg, err
 	}
+	d.hold(decodeBytes(f, cfg, data))
 	var m stdimage.Image
 	r.Reset(data)
 	switch f {
@@ -301,9 +305,10 @@ func DecodeRGB(data []byte, spec Spec) (*RGB, error) {
 type Decoder struct{ d decoder }
 
 // Limit makes the decoder hold each image's estimated decode memory
-// against b while it decodes (see DecodeBudget). Decoders sharing one
-// budget decode at most its size at once.
-func (d *Decoder) Limit(b *DecodeBudget) { d.d.budget = b }
+// (decodeBytes, from its header) against b from its header until its
+// pixels are no longer needed. Decoders sharing one budget decode at most
+// its size at once; an image over it is decoded alone.
+func (d *Decoder) Limit(b *preprocess.Budget) { d.d.budget = b }
 
 // DecodeWindow checks and decodes data as DecodeRGB does, calls window
 // with the image's size to learn which pixels are needed, converts only
@@ -344,31 +349,28 @@ type decoder struct {
 	rgb  RGB
 	rows rowScratch
 	tj   turboState
-	// budget, when set, is held from the start of each decoding until
-	// release: held bytes of it.
-	budget *DecodeBudget
+	// budget, when set, bounds the memory of the images being decoded by
+	// every decoder sharing it; held bytes of it are held from an item's
+	// header until release.
+	budget *preprocess.Budget
 	held   int64
 }
 
-// estimate is the memory decoding data will hold (see DecodeBudget), from
-// the header as the decoder that will decode it reads it: libjpeg-turbo in
-// the turbojpeg build reads JPEGs Go's header reader refuses (arithmetic
-// coding, for one).
-func (d *decoder) estimate(data []byte, s Spec) (int64, error) {
-	if n, ok, err := d.tj.decodeBytes(data, s); ok || err != nil {
-		return n, err
+// hold holds n bytes of the budget, when there is one, until release: a
+// decoder calls it once an item's header has passed the limits, before it
+// allocates for the image.
+func (d *decoder) hold(n int64) {
+	if d.budget == nil {
+		return
 	}
-	f, cfg, err := checkHeader(data, s, &d.rd)
-	if err != nil {
-		return 0, err
-	}
-	return decodeBytes(f, cfg, data), nil
+	_ = d.budget.Acquire(context.Background(), n) // waits for room; never fails without a deadline
+	d.held = n
 }
 
 // release gives back the budget the last decoding held, once its pixels
 // are no longer needed, and drops a buffer grown for a huge image.
 func (d *decoder) release() {
-	d.budget.give(d.held)
+	d.budget.Release(d.held)
 	d.held = 0
 	if cap(d.rgb.Pix) > keepBufferBytes {
 		d.rgb.Pix = nil
@@ -388,14 +390,7 @@ func (d *decoder) decode(data []byte, s Spec) (*RGB, error) {
 type regionFunc func(w, h int) (x0, y0, x1, y1 int)
 
 func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, error) {
-	if d.budget != nil {
-		n, err := d.estimate(data, s)
-		if err != nil {
-			return nil, err
-		}
-		d.held = d.budget.take(n)
-	}
-	if rgb, ok, err := d.tj.decode(data, s, &d.rgb); ok || err != nil {
+	if rgb, ok, err := d.tj.decode(data, s, &d.rgb, d.hold); ok || err != nil {
 		if err == nil && region != nil {
 			region(rgb.Width, rgb.Height) // libjpeg-turbo has converted the whole image
 		}
@@ -404,7 +399,7 @@ func (d *decoder) decodeRegion(data []byte, s Spec, region regionFunc) (*RGB, er
 	if f, _ := sniff(data); f == FormatPNM {
 		return d.decodePNM(data, s, region)
 	}
-	m, f, cfg, err := decodeImage(data, s, &d.rd)
+	m, f, cfg, err := d.decodeImage(data, s)
 	if err != nil {
 		return nil, err
 	}

@@ -3,78 +3,7 @@ package image
 import (
 	stdimage "image"
 	"image/color"
-	"sync"
 )
-
-// DecodeBudget bounds the memory the images being decoded at once take.
-// Decoders allocate a whole image, and their working buffers, from the
-// header's dimensions before they read a pixel: a few hundred bytes can
-// declare 4000×4000 pixels and cost hundreds of megabytes, whatever
-// bounds the raw bytes in flight. Each image holds its estimated decode
-// memory (decodeBytes, from its header) against the budget from the start
-// of its decoding until its pixels are resized; one whose estimate exceeds
-// the budget holds all of it, so it is decoded alone. A nil budget bounds
-// nothing. It is safe for concurrent use.
-type DecodeBudget struct {
-	size int64
-
-	mu    sync.Mutex
-	held  int64
-	peak  int64         // the most ever held, for tests
-	freed chan struct{} // closed and replaced when memory is given back
-}
-
-// NewDecodeBudget returns a budget of size bytes, or nil (no bound) when
-// size is 0 or less.
-func NewDecodeBudget(size int64) *DecodeBudget {
-	if size <= 0 {
-		return nil
-	}
-	return &DecodeBudget{size: size, freed: make(chan struct{})}
-}
-
-// take waits until n bytes (at most the whole budget) are free, holds
-// them, and returns how many it holds.
-func (b *DecodeBudget) take(n int64) int64 {
-	if b == nil {
-		return 0
-	}
-	n = min(max(n, 1), b.size)
-	for {
-		b.mu.Lock()
-		if b.held+n <= b.size {
-			b.held += n
-			b.peak = max(b.peak, b.held)
-			b.mu.Unlock()
-			return n
-		}
-		freed := b.freed
-		b.mu.Unlock()
-		<-freed
-	}
-}
-
-// Peak is the most the budget has handed out at once.
-func (b *DecodeBudget) Peak() int64 {
-	if b == nil {
-		return 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.peak
-}
-
-// give returns n bytes that take handed out.
-func (b *DecodeBudget) give(n int64) {
-	if b == nil || n == 0 {
-		return
-	}
-	b.mu.Lock()
-	b.held -= n
-	close(b.freed)
-	b.freed = make(chan struct{})
-	b.mu.Unlock()
-}
 
 // keepBufferBytes is the largest RGB buffer a decoder keeps for its next
 // image (an 11-megapixel photo): a larger one, made for a rare huge image,
@@ -82,10 +11,15 @@ func (b *DecodeBudget) give(n int64) {
 const keepBufferBytes = 32 << 20
 
 // decodeBytes estimates, from the header, the most memory decoding an
-// image takes: the decoder's image and working buffers, and the RGB copy
-// stoker converts into. Go's progressive JPEG decoder keeps every DCT
-// coefficient as an int32 until the last scan, 4 bytes per component per
-// pixel. TestDecodeEstimatesCoverAllocation holds each estimate above what
+// image with Go's decoders takes (what a decoder holds against its budget,
+// Spec.DecodeMemory; libjpeg-turbo's is turboBytes). Decoders allocate a
+// whole image, and their working buffers, from the header's dimensions
+// before they read a pixel: a few hundred bytes can declare 4000×4000
+// pixels and cost hundreds of megabytes, whatever bounds the raw bytes in
+// flight. The estimate covers the decoder's image and working buffers,
+// and the RGB copy stoker converts into. Go's progressive JPEG decoder
+// keeps every DCT coefficient as an int32 until the last scan, 4 bytes per
+// component per pixel. TestDecodeEstimatesCoverAllocation holds each estimate above what
 // decoding the corpus and the header-only bombs allocates.
 func decodeBytes(f Format, cfg stdimage.Config, data []byte) int64 {
 	px := int64(cfg.Width) * int64(cfg.Height)
@@ -99,7 +33,7 @@ func decodeBytes(f Format, cfg stdimage.Config, data []byte) int64 {
 		case color.CMYKModel:
 			n = 4
 		}
-		per += 2*n + 1 // planes padded to whole blocks, a CMYK image or libjpeg-turbo's CMYK buffer
+		per += 2*n + 1 // planes padded to whole blocks, and a CMYK image
 		if jpegProgressive(data) {
 			per += 4 * n
 		}

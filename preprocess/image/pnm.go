@@ -114,9 +114,11 @@ func pnmConfig(data []byte) (w, h int, err error) {
 // buffer. A raster shorter than the header promises is truncated; that is
 // checked before any buffer is sized from the header.
 func (d *decoder) decodePNM(data []byte, s Spec, region regionFunc) (*RGB, error) {
-	if _, _, err := checkHeader(data, s, &d.rd); err != nil {
+	f, cfg, err := checkHeader(data, s, &d.rd)
+	if err != nil {
 		return nil, err
 	}
+	d.hold(decodeBytes(f, cfg, data))
 	hd, err := parsePNMHeader(data)
 	if err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ const PipelineName = "image"
 type Processor struct {
 	spec    Spec
 	threads int
-	budget  *DecodeBudget // from spec.DecodeMemory, shared by the workers
+	budget  *preprocess.Budget // from spec.DecodeMemory, shared by the workers' decoders
 	out     *outputTable
 	workers sync.Pool // *worker
 	// tensors is the memory of released batches' tensors, reused: every
@@ -52,7 +52,7 @@ func NewProcessor(spec Spec, threads int) (*Processor, error) {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	p := &Processor{spec: spec, threads: threads, out: newOutputTable(spec), budget: NewDecodeBudget(spec.DecodeMemory)}
+	p := &Processor{spec: spec, threads: threads, out: newOutputTable(spec), budget: preprocess.NewBudget(spec.DecodeMemory)}
 	p.workers.New = func() any {
 		w := new(worker)
 		w.dec.budget = p.budget

@@ -39,7 +39,7 @@ type Spec struct {
 	// decoding. Default 0: no limit.
 	MaxPixels int64
 	// DecodeMemory bounds the memory the images a Processor decodes at once
-	// take, estimated from their headers (see DecodeBudget); an image
+	// take, estimated from their headers (see Decoder.Limit); an image
 	// whose estimate exceeds it is decoded alone. Default 0: no bound.
 	DecodeMemory int64
 }

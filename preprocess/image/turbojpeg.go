@@ -76,39 +76,12 @@ type turboState struct {
 	fresh C.int
 }
 
-// decodeBytes estimates what decoding data takes when libjpeg-turbo
-// decodes it in this build, from its own header read: the RGB output, the
-// CMYK buffer of a 4-component image, and libjpeg's coefficient buffers
-// (2 bytes per component per pixel) for a progressive one. It applies
-// spec's MaxBytes and MaxPixels first, as decode would, so an item over
-// them is refused before it holds any budget. ok is false for what
-// libjpeg-turbo does not decode here (other formats, a header it cannot
-// read: decode reports those). libjpeg's memory is C memory: Go's heap
-// does not count it, the budget does.
-func (t *turboState) decodeBytes(data []byte, s Spec) (n int64, ok bool, err error) {
-	if len(data) < 3 || data[0] != 0xff || data[1] != 0xd8 || data[2] != 0xff {
-		return 0, false, nil
-	}
-	if s.MaxBytes > 0 && int64(len(data)) > s.MaxBytes {
-		return 0, true, badInput(ErrTooLarge, "item is %d bytes, over image.max_bytes %d", len(data), s.MaxBytes)
-	}
-	if err := t.init(); err != nil {
-		return 0, false, nil
-	}
-	t.hdr = [4]C.int{}
-	if C.stoker_tj_header(t.handle.h, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &t.hdr[0], &t.msg[0], C.int(len(t.msg))) != 0 {
-		// A TurboJPEG handle can stay failed after an error: the next
-		// item starts with a fresh one.
-		t.reset()
-		return 0, false, nil
-	}
-	w, h, cs := int64(t.hdr[0]), int64(t.hdr[1]), t.hdr[3]
-	if w <= 0 || h <= 0 {
-		return 0, false, nil // no frame header (tables only, cut short)
-	}
-	if s.MaxPixels > 0 && w*h > s.MaxPixels {
-		return 0, true, badInput(ErrTooManyPixels, "jpeg: %dx%d is %d pixels, over image.max_pixels %d", w, h, w*h, s.MaxPixels)
-	}
+// turboBytes estimates what libjpeg-turbo decoding a w×h JPEG of colour
+// space cs takes: the RGB output, the CMYK buffer of a 4-component image,
+// and libjpeg's coefficient buffers (2 bytes per component per pixel) for
+// a progressive one. libjpeg's memory is C memory: Go's heap does not
+// count it, the decode budget does.
+func turboBytes(w, h int64, cs C.int, data []byte) int64 {
 	comps, per := int64(3), int64(3+1)
 	switch cs {
 	case C.TJCS_GRAY:
@@ -119,7 +92,7 @@ func (t *turboState) decodeBytes(data []byte, s Spec) (n int64, ok bool, err err
 	if jpegProgressive(data) {
 		per += 2 * comps
 	}
-	return w*h*per + 256<<10, true, nil
+	return w*h*per + 256<<10
 }
 
 // shrink drops the CMYK buffer when it is larger than keep bytes.
@@ -153,9 +126,10 @@ func (t *turboState) init() error {
 	return nil
 }
 
-// decode decodes a JPEG with libjpeg-turbo into dst's buffer. ok is false
-// for other formats, which go to the Go decoders.
-func (t *turboState) decode(data []byte, s Spec, dst *RGB) (*RGB, bool, error) {
+// decode decodes a JPEG with libjpeg-turbo into dst's buffer, calling hold
+// with its estimated decode memory once the header passed the limits. ok
+// is false for other formats, which go to the Go decoders.
+func (t *turboState) decode(data []byte, s Spec, dst *RGB, hold func(int64)) (*RGB, bool, error) {
 	if len(data) < 3 || data[0] != 0xff || data[1] != 0xd8 || data[2] != 0xff {
 		return nil, false, nil
 	}
@@ -168,7 +142,7 @@ func (t *turboState) decode(data []byte, s Spec, dst *RGB) (*RGB, bool, error) {
 	if err := t.init(); err != nil {
 		return nil, true, err
 	}
-	rgb, err := t.decodeWith(t.handle.h, data, s, dst)
+	rgb, err := t.decodeWith(t.handle.h, data, s, dst, hold)
 	if err != nil {
 		// A TurboJPEG handle can stay in a failed state after an error:
 		// drop it and start the next item with a fresh one.
@@ -185,7 +159,7 @@ func (t *turboState) reset() {
 	}
 }
 
-func (t *turboState) decodeWith(h C.tjhandle, data []byte, s Spec, dst *RGB) (*RGB, error) {
+func (t *turboState) decodeWith(h C.tjhandle, data []byte, s Spec, dst *RGB, hold func(int64)) (*RGB, error) {
 	src := (*C.uchar)(unsafe.Pointer(&data[0]))
 	hdr := &t.hdr
 	msg := &t.msg
@@ -200,6 +174,7 @@ func (t *turboState) decodeWith(h C.tjhandle, data []byte, s Spec, dst *RGB) (*R
 	if s.MaxPixels > 0 && px > s.MaxPixels {
 		return nil, badInput(ErrTooManyPixels, "jpeg: %dx%d is %d pixels, over image.max_pixels %d", int(w), int(hgt), px, s.MaxPixels)
 	}
+	hold(turboBytes(int64(w), int64(hgt), cs, data))
 	width, height := int(w), int(hgt)
 	dst.Width, dst.Height = width, height
 	dst.Pix = growU8(dst.Pix, width*height*3)

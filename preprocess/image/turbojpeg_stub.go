@@ -11,8 +11,6 @@ const TurboJPEG = false
 
 func (t *turboState) shrink(int) {}
 
-func (t *turboState) decodeBytes([]byte, Spec) (int64, bool, error) { return 0, false, nil }
-
-func (t *turboState) decode(data []byte, s Spec, dst *RGB) (*RGB, bool, error) {
+func (t *turboState) decode([]byte, Spec, *RGB, func(int64)) (*RGB, bool, error) {
 	return nil, false, nil
 }

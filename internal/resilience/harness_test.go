@@ -433,23 +433,26 @@ func startBroker(t testing.TB, mods ...queuetest.ServerOption) *broker {
 		f(o)
 	}
 	b := &broker{t: t, opts: o}
-	b.start()
 	t.Cleanup(b.stop)
-	return b
+	for attempt := 1; ; attempt++ {
+		err := b.start()
+		if err == nil {
+			return b
+		}
+		if !errors.Is(err, queuetest.ErrPortBusy) || attempt == 5 {
+			t.Fatal(err)
+		}
+		b.opts.Port = queuetest.FreePorts(t, 1)[0]
+	}
 }
 
-func (b *broker) start() {
-	b.t.Helper()
-	s, err := server.NewServer(b.opts.Clone())
+func (b *broker) start() error {
+	s, err := queuetest.Start(b.opts.Clone(), 30*time.Second)
 	if err != nil {
-		b.t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		b.t.Fatal("nats server not ready within 10s")
+		return err
 	}
 	b.srv = s
+	return nil
 }
 
 // url is the server's client URL (the same across restarts).
@@ -465,7 +468,12 @@ func (b *broker) stop() {
 }
 
 // restart starts the stopped server again with the same port and store.
-func (b *broker) restart() { b.start() }
+func (b *broker) restart() {
+	b.t.Helper()
+	if err := b.start(); err != nil {
+		b.t.Fatal(err)
+	}
+}
 
 // client connects a test client that reconnects forever.
 func client(t testing.TB, url string, opts ...func(*queue.ConnOptions)) *queue.Conn {

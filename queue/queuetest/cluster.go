@@ -1,6 +1,7 @@
 package queuetest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -21,19 +22,48 @@ type Cluster struct {
 
 // RunCluster starts n (at least 3 for R3 streams) clustered JetStream
 // servers on loopback and waits until the cluster has a JetStream meta
-// leader. Every node is shut down when the test ends.
+// leader. Every node is shut down when the test ends. Ports taken by
+// someone else between choosing and listening are chosen again.
 func RunCluster(t testing.TB, n int, opts ...ServerOption) *Cluster {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("queuetest: a cluster needs at least one node, got %d", n)
 	}
+	c := &Cluster{t: t, servers: make([]*server.Server, n)}
+	t.Cleanup(func() {
+		for i := range c.servers {
+			c.Stop(i)
+		}
+	})
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		c.opts = clusterOptions(t, n, opts)
+		err := c.startAll()
+		if err == nil {
+			break
+		}
+		for i := range c.servers {
+			c.Stop(i)
+		}
+		if !errors.Is(err, ErrPortBusy) || attempt == attempts {
+			t.Fatal(err)
+		}
+		t.Logf("%v; choosing other ports", err)
+	}
+	c.WaitForLeader(30 * time.Second)
+	return c
+}
+
+// clusterOptions gives n nodes free client and route ports, each a store
+// of its own and routes to every node.
+func clusterOptions(t testing.TB, n int, mods []ServerOption) []*server.Options {
 	clientPorts := FreePorts(t, n)
 	routePorts := FreePorts(t, n)
 	routes := make([]string, n)
 	for i, p := range routePorts {
 		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
 	}
-	c := &Cluster{t: t, opts: make([]*server.Options, n), servers: make([]*server.Server, n)}
+	opts := make([]*server.Options, n)
 	for i := range n {
 		o := &server.Options{
 			ServerName: fmt.Sprintf("node-%d", i),
@@ -52,36 +82,30 @@ func RunCluster(t testing.TB, n int, opts ...ServerOption) *Cluster {
 			},
 			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
 		}
-		for _, f := range opts {
+		for _, f := range mods {
 			f(o)
 		}
-		c.opts[i] = o
+		opts[i] = o
 	}
-	for i := range n {
-		c.start(i)
-	}
-	t.Cleanup(func() {
-		for i := range c.servers {
-			c.Stop(i)
-		}
-	})
-	c.WaitForLeader(30 * time.Second)
-	return c
+	return opts
 }
 
-func (c *Cluster) start(i int) {
-	c.t.Helper()
-	o := c.opts[i].Clone()
-	s, err := server.NewServer(o)
-	if err != nil {
-		c.t.Fatalf("queuetest: cluster node %d: %v", i, err)
+func (c *Cluster) startAll() error {
+	for i := range c.opts {
+		if err := c.start(i); err != nil {
+			return err
+		}
 	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		c.t.Fatalf("queuetest: cluster node %d not ready within 10s", i)
+	return nil
+}
+
+func (c *Cluster) start(i int) error {
+	s, err := Start(c.opts[i].Clone(), readyTimeout)
+	if err != nil {
+		return fmt.Errorf("queuetest: cluster node %d: %w", i, err)
 	}
 	c.servers[i] = s
+	return nil
 }
 
 // Size is the number of nodes, running or stopped.
@@ -120,7 +144,9 @@ func (c *Cluster) Restart(i int) {
 	if c.servers[i] != nil {
 		c.t.Fatalf("queuetest: cluster node %d is running", i)
 	}
-	c.start(i)
+	if err := c.start(i); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // WaitForLeader waits until a running node is the JetStream meta leader

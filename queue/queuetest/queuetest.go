@@ -13,6 +13,11 @@ import (
 	"github.com/stoker-ml/stoker/queue"
 )
 
+// readyTimeout bounds how long a test server may take to listen: long, as
+// a loaded CI machine running packages side by side under -race can be slow
+// to start one, and a port taken in between is reported at once anyway.
+const readyTimeout = 30 * time.Second
+
 // ServerOption adjusts the options of a test server before it starts.
 type ServerOption func(*server.Options)
 
@@ -39,14 +44,9 @@ func RunServer(t testing.TB, opts ...ServerOption) *server.Server {
 // StartServer starts a server with exactly the given options.
 func StartServer(t testing.TB, o *server.Options) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(o)
+	s, err := Start(o, readyTimeout)
 	if err != nil {
-		t.Fatalf("queuetest: new server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatalf("queuetest: server not ready within 10s")
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		s.Shutdown()

@@ -204,7 +204,7 @@ func TestSourceDeliversAndAcks(t *testing.T) {
 	if err := m2b.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	queuetest.WaitFor(t, 5*time.Second, func() error {
+	queuetest.WaitFor(t, 30*time.Second, func() error {
 		p, ap, err := src.Pending(ctx)
 		if err != nil {
 			return err
@@ -237,7 +237,7 @@ func TestSourceDrainReturnsBufferedThenCloses(t *testing.T) {
 	}
 	// The first pull asks for one message; wait until the next pull's
 	// messages are held, so that Drain has a buffer to hand over.
-	queuetest.WaitFor(t, 5*time.Second, func() error {
+	queuetest.WaitFor(t, 30*time.Second, func() error {
 		if b := src.BufferedBytes(); b != n-1 {
 			return fmt.Errorf("%d bytes buffered, want %d", b, n-1)
 		}
@@ -280,7 +280,7 @@ func TestSourceRecreatesDeletedConsumer(t *testing.T) {
 	if _, err := c.Publish(ctx, "raw.x", []byte("after"), nil); err != nil {
 		t.Fatal(err)
 	}
-	nctx, ncancel := context.WithTimeout(ctx, 10*time.Second)
+	nctx, ncancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ncancel()
 	m, err := src.Next(nctx)
 	if err != nil {
@@ -351,7 +351,7 @@ func TestPublishWithoutAckTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for range 3 {
 		p, err := c.PublishAsync("silent", make([]byte, 1<<20), nil)
@@ -395,7 +395,7 @@ func TestEmbeddedServesJetStream(t *testing.T) {
 	}
 	defer e.Shutdown()
 	c := queuetest.Connect(t, e.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := c.EnsureStream(ctx, queue.StreamSpec{Name: "S", Subjects: []string{"s.>"}}); err != nil {
 		t.Fatal(err)

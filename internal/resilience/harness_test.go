@@ -643,7 +643,7 @@ func (ty *tally) poll() error {
 }
 
 func (ty *tally) read(stream string, next *uint64, use func(*jetstream.RawStreamMsg) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := ty.js.Stream(ctx, stream)
 	if err != nil {
@@ -744,7 +744,7 @@ func (ty *tally) count(want []string) counts {
 // consumerInfo reads a pipeline consumer's state.
 func consumerInfo(t testing.TB, c *queue.Conn, stream, consumer string) (*jetstream.ConsumerInfo, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cons, err := c.JetStream().Consumer(ctx, stream, consumer)
 	if err != nil {

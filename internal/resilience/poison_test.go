@@ -29,7 +29,7 @@ import (
 func TestPoisonItemIsRetriedThenDeadLettered(t *testing.T) {
 	b := startBroker(t)
 	c := client(t, b.url())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const maxMsgSize = 4096
 	if _, err := c.JetStream().CreateStream(ctx, jetstream.StreamConfig{
@@ -122,7 +122,7 @@ func TestPoisonItemIsRetriedThenDeadLettered(t *testing.T) {
 func TestPoisonItemDoesNotTakeItsBatchWithIt(t *testing.T) {
 	b := startBroker(t)
 	c := client(t, b.url())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// A batch of 8 short texts (about 20 tokens each, 4 KB of tensors)
 	// fits; any batch holding the poison item (512 tokens, 12 KB for its

@@ -383,7 +383,7 @@ func TestItemModeSetsPerItemMsgID(t *testing.T) {
 	}
 	h.publish("a", "b")
 	hdr := nats.Header{nats.MsgIdHdr: {"item-000"}} // the first item's id again
-	queuetest.WaitFor(t, 5*time.Second, func() error {
+	queuetest.WaitFor(t, 30*time.Second, func() error {
 		ack, err := h.conn.Publish(ctx, "raw.x", []byte("c"), hdr)
 		if err != nil {
 			return err

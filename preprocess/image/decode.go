@@ -199,7 +199,7 @@ func (d *decoder) decodeImage(data []byte, s Spec) (stdimage.Image, Format, stdi
 	case FormatPNG:
 		m, err = png.Decode(r)
 	case FormatGIF:
-		m, err = gif.Decode(r)
+		m, err = decodeGIF(r, data, cfg)
 	case FormatBMP:
 		m, err = bmp.Decode(r)
 	case FormatWebP:
@@ -211,9 +211,6 @@ func (d *decoder) decodeImage(data []byte, s Spec) (stdimage.Image, Format, stdi
 	b := m.Bounds()
 	if b.Dx() <= 0 || b.Dy() <= 0 {
 		return nil, f, cfg, badInput(nil, "%s: decoded image is empty", f)
-	}
-	if f == FormatGIF {
-		m = onScreen(m.(*stdimage.Paletted), cfg)
 	}
 	return m, f, cfg, nil
 }
@@ -436,35 +433,6 @@ func clipGray16(dst *RGB, pix []byte, stride, size, x0, y0, x1, y1 int) {
 			d[x*3], d[x*3+1], d[x*3+2] = u, u, u
 		}
 	}
-}
-
-// onScreen places a GIF's first frame on its logical screen as PIL does:
-// a screen-sized image of index 0 (of the transparent index when the
-// frame has one, which Go's decoder made transparent black) with the frame
-// at its offset. A frame that covers the screen is returned as it is.
-func onScreen(m *stdimage.Paletted, cfg stdimage.Config) *stdimage.Paletted {
-	screen := stdimage.Rect(0, 0, cfg.Width, cfg.Height)
-	if m.Rect == screen {
-		return m
-	}
-	fill := uint8(0)
-	for i, c := range m.Palette {
-		if _, _, _, a := c.RGBA(); a == 0 {
-			fill = uint8(i)
-			break
-		}
-	}
-	out := stdimage.NewPaletted(screen, m.Palette)
-	if fill != 0 {
-		for i := range out.Pix {
-			out.Pix[i] = fill
-		}
-	}
-	r := m.Rect.Intersect(screen)
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		copy(out.Pix[out.PixOffset(r.Min.X, y):out.PixOffset(r.Max.X, y)], m.Pix[m.PixOffset(r.Min.X, y):])
-	}
-	return out
 }
 
 // toRGB converts the region of m into dst (already sized), as PIL's

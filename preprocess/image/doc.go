@@ -40,9 +40,10 @@
 //     tensors agree (the image is mostly white in both). 16-bit colour PNGs
 //     keep the high byte of each sample, as PIL does.
 //   - Alpha is dropped without compositing, as PIL's convert("RGB") does.
-//   - GIF: the first frame, placed on the logical screen as PIL does (index
-//     0 around a frame smaller than the screen); a transparent index comes
-//     out black (Go's decoder replaces its colour).
+//   - GIF: the first frame, placed on the logical screen as PIL does (the
+//     transparent index, else index 0, around a frame smaller than the
+//     screen); the transparent index keeps its colour-table RGB, as PIL's
+//     convert("RGB") gives it.
 //   - Animated WebP is refused as unsupported (PIL reads its first frame).
 //   - WebP (lossy) goes through golang.org/x/image/webp, whose chroma
 //     upsampling differs from libwebp's; no exactness target applies there.

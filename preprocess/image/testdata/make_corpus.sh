@@ -123,7 +123,7 @@ PY
 
 # --- Files PIL reads in its own way ----------------------------------------------
 # A GIF whose first frame covers part of its logical screen (PIL: the screen,
-# index 0 around the frame); a 16-bit grey PNG with a transparent value (Go
+# index 0 around the frame; GIFs with a transparent index below); a 16-bit grey PNG with a transparent value (Go
 # widens it to NRGBA64, PIL keeps mode "I" and clips); a CMYK JPEG without the
 # Adobe marker (PIL inverts every CMYK JPEG); an animated WebP (rejected).
 $IM $sk/chelsea.png -resize "150x100!" -set page 220x160+40+30 "$out/chelsea_150x100_on_220x160_screen.gif"
@@ -149,6 +149,23 @@ open(bad + "/bomb_progressive_4000x4000.jpg", "wb").write(bytes.fromhex(
     "ffd8ffe000104a46494600010100000100010000ffdb0043000302020302020303030304030304050805050404050a070706080c0a0c0c0b0a0b0b0d0e12100d0e110e0b0b1016101113141515150c0f171816141812141514ffdb00430103040405040509050509140d0b0d1414141414141414141414141414141414141414141414141414141414141414141414141414141414141414141414141414ffc20011080fa00fa003011100021101031101ffc40014000100000000000000000000000000000000ffc4001501010100000000000000000000000000000004ffda000c030100021003100000010000000000000000ffd9"))
 open(bad + "/bomb_rgba16_4000x4000.png", "wb").write(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000fa000000fa01006000000beef3f410000000c49444154789c6360a03d00000064000186643c350000000049454e44ae426082"))
+# GIFs with a transparent index (PIL's convert("RGB") gives it its table's
+# colour): one with the global table; one whose frame, smaller than the
+# screen, uses a local table (the global one permuted, so the wrong table
+# shows) and is surrounded by the transparent index.
+def most_common(im):
+    return max(range(256), key=im.histogram().__getitem__)
+g = Image.open(out + "/chelsea.gif")
+g.save(out + "/chelsea_transparent.gif", transparency=most_common(g))
+d = bytearray(open(out + "/chelsea_150x100_on_220x160_screen.gif", "rb").read())
+assert d[10] == 0xF7 and d[13 + 768:13 + 770] == b"\x21\xf9" and d[13 + 776] == 0x2C and d[13 + 785] == 0
+table = bytes(d[13:13 + 768])
+d[13:13 + 768] = b"".join(table[i:i + 3] for i in range(765, -1, -3))
+d[13 + 771] |= 1  # graphic control: transparency on, index below
+d[13 + 774] = most_common(Image.open(out + "/chelsea_150x100_on_220x160_screen.gif").crop((40, 30, 190, 130)))
+d[13 + 785] = 0x87  # image descriptor: a local table of 256 colours follows
+d[13 + 786:13 + 786] = table
+open(out + "/chelsea_local_table_transparent_on_screen.gif", "wb").write(bytes(d))
 a = Image.open(out + "/coffee_257x225.png").convert("RGB")
 a.save(bad + "/coffee_animated.webp", save_all=True, append_images=[a.rotate(90)], duration=100)
 PY

@@ -8,8 +8,9 @@
 //
 // The result matches torchvision within one uint8 level where decoding is
 // identical (PNG, GIF, BMP, PPM/PGM, and JPEG decoded with libjpeg-turbo under the
-// turbojpeg build tag), and within about two levels with the pure-Go JPEG
-// decoder, whose inverse DCT rounds differently from libjpeg-turbo's.
+// turbojpeg build tag), and within two levels with the pure-Go JPEG
+// decoder, whose inverse DCT rounds differently from libjpeg-turbo's (three
+// on small JPEGs, where the resize averages little).
 //
 // The package reproduces, in its own code:
 //   - libjpeg-turbo's "fancy" chroma upsampling (triangle interpolation for

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -20,28 +21,53 @@ import (
 // normalised units (one uint8 level is about 0.0175).
 type tolerance struct{ max, mean float64 }
 
-// toleranceFor returns the target for a corpus file: within one level where
-// the decoder matches PIL's bit for bit (lossless formats, and JPEG under
-// libjpeg-turbo), within about two levels for the pure-Go JPEG decoder.
+// toleranceFor returns the target for a corpus file of the given short
+// side resized to resize: within one level where the decoder matches PIL's
+// bit for bit (lossless formats, and JPEG under libjpeg-turbo), within about
+// two levels for the pure-Go JPEG decoder.
 //
-// One documented exception: a CMYK/YCCK JPEG with subsampled channels. Go's
-// image/jpeg upsamples them by repetition and converts YCCK with its own
-// YCbCr→RGB formula and exposes no planes to redo either, so the pure-Go
-// build differs from PIL by up to ~10 levels on colour edges there (the
-// turbojpeg build decodes CMYK with libjpeg-turbo and meets the target).
-func toleranceFor(name string) tolerance {
+// Documented exceptions, for JPEGs Go's decoder reads (every JPEG in the
+// pure-Go build, 4:1:0 in the turbojpeg build; README: "Where stoker and PIL
+// differ"):
+//   - A JPEG resized by less than 1.5× (or enlarged): Go's IDCT leaves its
+//     decoded pixels up to 2 levels from libjpeg-turbo's, and a resize that
+//     averages little adds one level of rounding: 3 levels (0.0523 measured).
+//   - A CMYK/YCCK JPEG with subsampled channels. Go's image/jpeg upsamples
+//     them by repetition and converts YCCK with its own YCbCr→RGB formula and
+//     exposes no planes to redo either, so it differs from PIL by up to ~10
+//     levels on colour edges there (the turbojpeg build decodes CMYK with
+//     libjpeg-turbo and meets the target).
+func toleranceFor(name string, shortSide, resize int) tolerance {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".jpg", ".jpeg":
-		if strings.Contains(name, "cmyk_subsampled") && !TurboJPEG {
+		if TurboJPEG && !turboFallsBack(name) {
+			return tolerance{max: 0.02, mean: 0.002}
+		}
+		if strings.Contains(name, "cmyk_subsampled") {
 			return tolerance{max: 0.2, mean: 0.01}
 		}
-		if TurboJPEG {
-			return tolerance{max: 0.02, mean: 0.002}
+		if 2*shortSide < 3*resize {
+			return tolerance{max: 0.055, mean: 0.002}
 		}
 		return tolerance{max: 0.04, mean: 0.002}
 	}
 	return tolerance{max: 0.02, mean: 0.002}
 }
+
+// shortSide reads the shorter side of an image from its header; a file
+// no header reader here understands counts as 0 (the turbojpeg-only files
+// are 1,000 px photos: what matters is that they are not small).
+func shortSide(data []byte) int {
+	cfg, _, err := stdimage.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return 0
+	}
+	return min(cfg.Width, cfg.Height)
+}
+
+// turboFallsBack reports whether the turbojpeg build gives a corpus file to
+// Go's decoder: a 4:1:0 JPEG, whose sampling TurboJPEG 2.1 cannot name.
+func turboFallsBack(name string) bool { return strings.Contains(name, "_410") }
 
 // pureGoRefuses reports whether Go's image/jpeg refuses a corpus file
 // that PIL and the turbojpeg build read: a 4-component JPEG without an
@@ -148,7 +174,7 @@ func TestCorpusMatchesTorchvision(t *testing.T) {
 			}
 			got := floats(b.Tensors[0].Data)
 			maxd, meand, at := diffStats(got, want)
-			tol := toleranceFor(name)
+			tol := toleranceFor(name, shortSide(data), DefaultSpec().Resize)
 			t.Logf("%s: max %.4f mean %.5f (%.2f levels max)", name, maxd, meand, maxd/0.0175)
 			if maxd > tol.max || meand > tol.mean || math.IsNaN(maxd) {
 				c, y, x := at/(side*side), at/side%side, at%side
@@ -186,7 +212,8 @@ func TestOddSpecMatchesTorchvision(t *testing.T) {
 				if side != 127 {
 					t.Fatalf("golden is %d px, want 127", side)
 				}
-				b, err := p.Process(context.Background(), []preprocess.Item{{ID: name, Data: readFile(t, filepath.Join("testdata", "corpus", name))}})
+				data := readFile(t, filepath.Join("testdata", "corpus", name))
+				b, err := p.Process(context.Background(), []preprocess.Item{{ID: name, Data: data}})
 				if err != nil || len(b.Failed) > 0 {
 					t.Fatal(err, b.Failed)
 				}
@@ -201,7 +228,7 @@ func TestOddSpecMatchesTorchvision(t *testing.T) {
 					got = chw
 				}
 				maxd, meand, _ := diffStats(got, want)
-				tol := toleranceFor(name)
+				tol := toleranceFor(name, shortSide(data), s.Resize)
 				if maxd > tol.max || meand > tol.mean {
 					t.Errorf("%s: max %.4f mean %.5f; want max <= %.3f mean <= %.4f", name, maxd, meand, tol.max, tol.mean)
 				}

@@ -51,6 +51,7 @@ func TestBadInputs(t *testing.T) {
 		{"chelsea_cut.gif", ErrTruncated, "truncated"},
 		{"coffee_cut.bmp", nil, "bmp"},
 		{"chelsea_palette_rle8.bmp", ErrUnsupported, "unsupported"},
+		{"coffee_cb_only_subsampled.jpg", ErrUnsupported, "unsupported"},
 		{"../regress/coffee_fatal_marker_after_warning.jpg", nil, "jpeg: cannot decode"}, // found by FuzzProcess (turbojpeg)
 		{"text.txt", ErrUnsupported, "unsupported image format"},
 		{"empty.jpg", ErrEmpty, "empty"},

@@ -47,6 +47,7 @@ static int stoker_tj_decode(tjhandle h, const unsigned char *src, unsigned long 
 import "C"
 
 import (
+	"errors"
 	"runtime"
 	"strings"
 	"unsafe"
@@ -148,8 +149,17 @@ func (t *turboState) decode(data []byte, s Spec, dst *RGB, hold func(int64)) (*R
 		// drop it and start the next item with a fresh one.
 		t.reset()
 	}
+	if errors.Is(err, errTurboSampling) {
+		return nil, false, nil
+	}
 	return rgb, true, err
 }
+
+// errTurboSampling is a header whose chroma sampling TurboJPEG 2.1 has no
+// name for (4:1:0, or per-component factors such as Cb 2×2 beside Cr 1×1).
+// libjpeg, and so PIL, reads such files; they go to Go's decoder, which
+// reads 4:1:0 and refuses the rest as unsupported.
+var errTurboSampling = errors.New("jpeg: chroma sampling TurboJPEG cannot name")
 
 func (t *turboState) reset() {
 	if t.handle != nil {
@@ -164,7 +174,11 @@ func (t *turboState) decodeWith(h C.tjhandle, data []byte, s Spec, dst *RGB, hol
 	hdr := &t.hdr
 	msg := &t.msg
 	if C.stoker_tj_header(h, src, C.ulong(len(data)), &hdr[0], &msg[0], C.int(len(msg))) != 0 {
-		return nil, badInput(nil, "jpeg: cannot read the header: %s", C.GoString(&msg[0]))
+		m := C.GoString(&msg[0])
+		if strings.Contains(m, "Could not determine subsampling type") {
+			return nil, errTurboSampling
+		}
+		return nil, badInput(nil, "jpeg: cannot read the header: %s", m)
 	}
 	w, hgt, cs := hdr[0], hdr[1], hdr[3]
 	if w <= 0 || hgt <= 0 {

@@ -28,6 +28,12 @@ cjpeg -quality 90 -sample 1x1 -outfile "$out/coffee_444.jpg" "$tmp/coffee.ppm"
 cjpeg -quality 85 -progressive -outfile "$out/coffee_progressive.jpg" "$tmp/coffee.ppm"
 ppm $sk/chelsea.png "" chelsea
 cjpeg -quality 92 -sample 2x1 -outfile "$out/chelsea_422.jpg" "$tmp/chelsea.ppm"
+# 4:1:1 and 4:1:0 (TurboJPEG 2.1 has no name for 4:1:0: the turbojpeg build
+# gives it to Go's decoder); a JPEG below 256 px, enlarged by the resize.
+cjpeg -quality 90 -sample 4x1 -outfile "$out/chelsea_411.jpg" "$tmp/chelsea.ppm"
+cjpeg -quality 90 -sample 4x2 -outfile "$out/chelsea_410.jpg" "$tmp/chelsea.ppm"
+ppm $sk/coffee.png "203x151!" coffee_small
+cjpeg -quality 90 -sample 2x2 -outfile "$out/coffee_203x151_420_upscale.jpg" "$tmp/coffee_small.ppm"
 cjpeg -quality 75 -sample 1x2 -outfile "$out/chelsea_440.jpg" "$tmp/chelsea.ppm"
 cjpeg -quality 90 -grayscale -outfile "$out/chelsea_gray.jpg" "$tmp/chelsea.ppm"
 ppm $sk/astronaut.png "" astronaut
@@ -177,6 +183,9 @@ head -c 30000 "$out/coffee_progressive.jpg" > "$bad/coffee_progressive_cut_30000
 head -c 5000 "$out/coffee_rgb16.png" > "$bad/coffee_rgb16_cut.png"
 head -c 3000 "$out/chelsea.gif" > "$bad/chelsea_cut.gif"
 head -c 100 "$out/coffee.bmp" > "$bad/coffee_cut.bmp"
+# Cb sampled 2x2 beside Y and Cr at 1x1: libjpeg (PIL) reads it; Go's decoder
+# and TurboJPEG refuse it (documented).
+cjpeg -quality 90 -sample 1x1,2x2,1x1 -outfile "$bad/coffee_cb_only_subsampled.jpg" "$tmp/coffee_small.ppm"
 # RLE-compressed BMP: PIL reads it, golang.org/x/image/bmp does not (documented).
 $IM $sk/chelsea.png -resize "120x80!" -colors 64 -type Palette -compress RLE BMP3:"$bad/chelsea_palette_rle8.bmp"
 printf 'not an image at all' > "$bad/text.txt"

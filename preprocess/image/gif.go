@@ -35,9 +35,9 @@ type gifTransparent struct {
 // the transparent index its graphic control extension sets, with that
 // index's colour in the frame's table (its local table, else the global
 // one). ok is false when the first frame has no transparent index (index
-// is 0 then) or the index lies outside its table (Go's decoder and PIL
-// both give it black). The walk stops at anything malformed: decoding
-// reports that.
+// is 0 then) or the index lies outside its table (Go's decoder extends
+// the palette with transparent black for it). The walk stops at anything
+// malformed: decoding reports that.
 func gifTransparency(data []byte) (t gifTransparent, ok bool) {
 	const header = 6 + 7 // signature and version, logical screen descriptor
 	if len(data) < header {

@@ -108,8 +108,8 @@ func TestDockerfiles(t *testing.T) {
 		finalNeeds  []string // in some final-stage line
 		cmdFragment string
 	}{
-		{"Dockerfile", []string{"gcr.io/distroless/static", "scratch"},
-			[]string{"CGO_ENABLED=0", "./cmd/stoker"}, nil, `"--metrics-addr", "0.0.0.0:9090"`},
+		{"Dockerfile", []string{"debian:bookworm"},
+			[]string{"-tags turbojpeg", "libturbojpeg0-dev", "CGO_ENABLED=1", "./cmd/stoker"}, []string{"libturbojpeg0"}, `"--metrics-addr", "0.0.0.0:9090"`},
 		{"Dockerfile.cuda", []string{"nvidia/cuda:"},
 			[]string{"-tags cuda", "libturbojpeg0-dev", "CGO_ENABLED=1", "./cmd/stoker"}, []string{"libturbojpeg"}, `"--device", "cuda", "--metrics-addr", "0.0.0.0:9090"`},
 	}
@@ -121,6 +121,14 @@ func TestDockerfiles(t *testing.T) {
 			}
 			final := d.stages[len(d.stages)-1]
 			base := d.expand(final.from)
+			// A cgo binary needs the glibc and libturbojpeg it was linked
+			// against: the build stage runs the final stage's Debian release.
+			if release, ok := strings.CutPrefix(base, "debian:"); ok {
+				release, _, _ = strings.Cut(release, "-")
+				if build := d.expand(d.stages[0].from); !strings.HasSuffix(strings.Fields(build)[0], "-"+release) {
+					t.Errorf("build stage %s is not Debian %s, the final image's release", build, release)
+				}
+			}
 			ok := false
 			for _, b := range tc.finalBase {
 				ok = ok || strings.HasPrefix(base, b)

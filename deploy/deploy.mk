@@ -9,7 +9,7 @@ GO_VERSION  ?= $(shell sed -n 's/^go //p' go.mod)
 
 .PHONY: image image-cuda deploy-check
 
-# CPU image: static pure-Go binary on distroless, non-root.
+# CPU image: -tags turbojpeg (libjpeg-turbo, as PIL) on Debian 12 slim, non-root.
 image:
 	$(DOCKER) build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 		--build-arg GO_VERSION=$(GO_VERSION) -t $(IMAGE):$(IMAGE_TAG) .

@@ -169,17 +169,7 @@ func (p *Processor) decode(ctx context.Context, items []preprocess.Item, out []d
 			}
 		}()
 	}
-	var ctxErr error
-feed:
-	for i := range items {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			ctxErr = ctx.Err()
-			break feed
-		}
-	}
-	close(next)
+	ctxErr := preprocess.Feed(ctx, len(items), next)
 	wg.Wait()
 	if ctxErr != nil {
 		return fmt.Errorf("gpu: batch of %d items abandoned: %w", len(items), ctxErr)

@@ -149,19 +149,10 @@ func (p *Processor) Process(ctx context.Context, items []preprocess.Item) (*prep
 			mu.Unlock()
 		}()
 	}
-	var ctxErr error
-feed:
-	for i := range items {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			ctxErr = ctx.Err()
-			break feed
-		}
-	}
-	close(next)
+	ctxErr := preprocess.Feed(ctx, len(items), next)
 	wg.Wait()
 	if ctxErr != nil {
+		p.tensors.Put(data)
 		return nil, fmt.Errorf("image: batch of %d items abandoned: %w", len(items), ctxErr)
 	}
 

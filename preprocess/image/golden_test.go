@@ -54,13 +54,13 @@ func toleranceFor(name string, shortSide, resize int) tolerance {
 	return tolerance{max: 0.02, mean: 0.002}
 }
 
-// shortSide reads the shorter side of an image from its header; a file
-// no header reader here understands counts as 0 (the turbojpeg-only files
-// are 1,000 px photos: what matters is that they are not small).
+// shortSide reads the shorter side of an image from its header. A file
+// whose header Go's readers refuse (JPEGs only libjpeg-turbo reads) counts
+// as large: it gets the strict bound, never the small-image exception.
 func shortSide(data []byte) int {
 	cfg, _, err := stdimage.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return 0
+		return math.MaxInt32
 	}
 	return min(cfg.Width, cfg.Height)
 }

@@ -109,6 +109,12 @@ func TestDecodeBudgetBoundsConcurrentDecoding(t *testing.T) {
 	if p.budget.Peak() > budget {
 		t.Errorf("the budget handed out %d bytes, over its %d", p.budget.Peak(), budget)
 	}
+	// Every decoder's estimate for a 4000×4000 bomb covers at least its RGB
+	// output. Under -tags turbojpeg libjpeg-turbo's memory is C memory the
+	// heap does not show, so only this catches decoders that stopped holding.
+	if minHeld := int64(4000 * 4000 * 3); p.budget.Peak() < minHeld {
+		t.Errorf("the budget held at most %d bytes, less than one bomb's RGB output (%d): the decoders do not hold it", p.budget.Peak(), minHeld)
+	}
 	// At most the budget's decodes plus the garbage of the one before,
 	// which the collector is taking back at the limit.
 	if limit := uint64(2 * budget); peak > limit {

@@ -109,6 +109,12 @@ type proc struct {
 // test failed.
 func startStoker(t testing.TB, name, cfg string, extra ...string) *proc {
 	t.Helper()
+	return startStokerEnv(t, name, cfg, nil, extra...)
+}
+
+// startStokerEnv is startStoker with env added to the worker's environment.
+func startStokerEnv(t testing.TB, name, cfg string, env []string, extra ...string) *proc {
+	t.Helper()
 	bin := stokerBinary(t)
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logf, err := os.Create(logPath)
@@ -119,7 +125,7 @@ func startStoker(t testing.TB, name, cfg string, extra ...string) *proc {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = t.TempDir()
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start %s: %v", name, err)

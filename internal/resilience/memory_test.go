@@ -100,7 +100,13 @@ func testMemory(t *testing.T, mc memoryCase) {
 	publishAll(t, c, items)
 
 	cfg := writeConfig(t, b.url(), nil, pc)
-	w := startStoker(t, "worker", cfg)
+	// As deployed (deploy/k8s sets GOMEMLIMIT from the pod's memory): the
+	// collector then takes garbage back before the heap outgrows the limit,
+	// whatever its pacing on a machine busy with other tests. A worker whose
+	// live memory grew with the backlog would still cross the bound below.
+	memLimit := fmt.Sprintf("GOMEMLIMIT=%dMiB", 32+3*(mc.maxInflightBytes>>20))
+	w := startStokerEnv(t, "worker", cfg, []string{memLimit})
+	t.Logf("worker started with %s", memLimit)
 	w.waitReady(30 * time.Second)
 	_, idle, err := w.memory()
 	if err != nil {

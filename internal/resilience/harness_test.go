@@ -440,16 +440,15 @@ func startBroker(t testing.TB, mods ...queuetest.ServerOption) *broker {
 	}
 	b := &broker{t: t, opts: o}
 	t.Cleanup(b.stop)
-	for attempt := 1; ; attempt++ {
-		err := b.start()
-		if err == nil {
-			return b
+	retry := false
+	queuetest.RetryPortBusy(t, func() error {
+		if retry {
+			b.opts.Port = queuetest.FreePorts(t, 1)[0]
 		}
-		if !errors.Is(err, queuetest.ErrPortBusy) || attempt == 5 {
-			t.Fatal(err)
-		}
-		b.opts.Port = queuetest.FreePorts(t, 1)[0]
-	}
+		retry = true
+		return b.start()
+	})
+	return b
 }
 
 func (b *broker) start() error {

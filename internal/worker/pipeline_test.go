@@ -204,6 +204,11 @@ func (h *harness) outputIDs() []string {
 	return ids
 }
 
+// items is the count of the echo pipeline's items settled with outcome.
+func (h *harness) items(outcome string) float64 {
+	return testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", outcome))
+}
+
 // waitDeadLetters waits until the dead-letter stream holds exactly n
 // messages.
 func (h *harness) waitDeadLetters(n int) {
@@ -253,7 +258,7 @@ func TestGoodAndBadItemsInOneBatch(t *testing.T) {
 	if reasons["item-001"] != preprocess.ReasonCorrupt || reasons["item-003"] != preprocess.ReasonEmpty {
 		t.Fatalf("dead-letter reasons %v", reasons)
 	}
-	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeOK)); got != 3 {
+	if got := h.items(metrics.OutcomeOK); got != 3 {
 		t.Errorf("ok items metric %v, want 3", got)
 	}
 	if got := testutil.ToFloat64(h.m.DeadLettersTotal.WithLabelValues("echo", preprocess.ReasonEmpty)); got != 1 {
@@ -326,7 +331,7 @@ func TestTransientFailureRetriesThenDeadLetters(t *testing.T) {
 			if !bytes.Equal(dl.Data, []byte("flaky-1")) {
 				t.Fatalf("dead letter payload %q, want the original", dl.Data)
 			}
-			if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeRetry)); got != 2 {
+			if got := h.items(metrics.OutcomeRetry); got != 2 {
 				t.Errorf("retries %v, want 2 (deliveries 1 and 2)", got)
 			}
 			if got := testutil.ToFloat64(h.m.FailuresTotal.WithLabelValues("echo", tc.reason)); got != 2 {

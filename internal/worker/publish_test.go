@@ -40,7 +40,7 @@ func TestDeadLetterOverMaxPayloadOmitsPayload(t *testing.T) {
 	if !strings.Contains(omitted, "message 1 of stream RAW") || dl.Header.Get(worker.HeaderReason) != "corrupt" {
 		t.Errorf("dead letter headers %v: want the reason and where the item is stored", dl.Header)
 	}
-	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeDeadLetter)); got != 1 {
+	if got := h.items(metrics.OutcomeDeadLetter); got != 1 {
 		t.Errorf("%v items dead-lettered, want 1", got)
 	}
 }
@@ -79,7 +79,7 @@ func TestLostPublishAckNeitherLosesNorDuplicates(t *testing.T) {
 		o.SettleTimeout = 300 * time.Millisecond
 	})
 	queuetest.WaitFor(t, 10*time.Second, func() error {
-		if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeOK)); got != 4 {
+		if got := h.items(metrics.OutcomeOK); got != 4 {
 			return fmt.Errorf("%v items acked", got)
 		}
 		return nil
@@ -88,7 +88,7 @@ func TestLostPublishAckNeitherLosesNorDuplicates(t *testing.T) {
 	if got := strings.Join(h.outputIDs(), " "); got != "item-000 item-001 item-002 item-003" {
 		t.Fatalf("output items %q, want each of the four once", got)
 	}
-	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeRetry)); got != 0 {
+	if got := h.items(metrics.OutcomeRetry); got != 0 {
 		t.Errorf("%v items retried, want 0", got)
 	}
 }
@@ -130,7 +130,7 @@ func TestSplitBatchSettlesEachPart(t *testing.T) {
 			t.Errorf("%s published %d times, want once", id, seen[id])
 		}
 	}
-	if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeRetry)); got != 2 {
+	if got := h.items(metrics.OutcomeRetry); got != 2 {
 		t.Errorf("%v items retried, want 2 (the failed part's)", got)
 	}
 }
@@ -193,7 +193,7 @@ func TestDeadLettersOfABatchGoOutTogether(t *testing.T) {
 		o.SettleTimeout = time.Second
 	})
 	queuetest.WaitFor(t, 15*time.Second, func() error {
-		if got := testutil.ToFloat64(h.m.ItemsTotal.WithLabelValues("echo", "cpu", metrics.OutcomeDeadLetter)); got != 3 {
+		if got := h.items(metrics.OutcomeDeadLetter); got != 3 {
 			return fmt.Errorf("%v items dead-lettered, want 3", got)
 		}
 		return nil

@@ -18,7 +18,7 @@ func decodeGIF(r io.Reader, data []byte, cfg stdimage.Config) (stdimage.Image, e
 	}
 	frame := m.(*stdimage.Paletted)
 	transparent, ok := gifTransparency(data)
-	if ok && transparent.index < len(frame.Palette) {
+	if ok { // the index lies in the frame's table, so in Go's palette
 		frame.Palette[transparent.index] = transparent.colour
 	}
 	return onScreen(frame, cfg, transparent.index), nil

@@ -1,7 +1,6 @@
 package queuetest
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -35,21 +34,16 @@ func RunCluster(t testing.TB, n int, opts ...ServerOption) *Cluster {
 			c.Stop(i)
 		}
 	})
-	const attempts = 5
-	for attempt := 1; ; attempt++ {
+	RetryPortBusy(t, func() error {
 		c.opts = clusterOptions(t, n, opts)
 		err := c.startAll()
-		if err == nil {
-			break
+		if err != nil {
+			for i := range c.servers {
+				c.Stop(i)
+			}
 		}
-		for i := range c.servers {
-			c.Stop(i)
-		}
-		if !errors.Is(err, ErrPortBusy) || attempt == attempts {
-			t.Fatal(err)
-		}
-		t.Logf("%v; choosing other ports", err)
-	}
+		return err
+	})
 	c.WaitForLeader(30 * time.Second)
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -16,6 +17,25 @@ import (
 // the local end of any outgoing connection, may take one in between, so a
 // caller that chose them can choose again.
 var ErrPortBusy = errors.New("port already in use")
+
+// RetryPortBusy calls start, which chooses ports and starts servers on
+// them, again while it fails with ErrPortBusy (up to 5 calls), and fails
+// the test on any other error. start gives back what it started before
+// failing.
+func RetryPortBusy(t testing.TB, start func() error) {
+	t.Helper()
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		err := start()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrPortBusy) || attempt == attempts {
+			t.Fatal(err)
+		}
+		t.Logf("%v; choosing other ports", err)
+	}
+}
 
 // Start starts a server with exactly the given options and waits until it
 // accepts connections (and routes, when clustered). It returns at once with

@@ -2,6 +2,7 @@ package queuetest_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -53,4 +54,20 @@ func TestStartOnFreePort(t *testing.T) {
 		t.Fatalf("server not accepting on %v: %v", s.Addr(), err)
 	}
 	c.Close()
+}
+
+// RetryPortBusy calls start again while its ports are taken, and stops at
+// the first success.
+func TestRetryPortBusyRetriesOnlyBusyPorts(t *testing.T) {
+	calls := 0
+	queuetest.RetryPortBusy(t, func() error {
+		calls++
+		if calls < 3 {
+			return fmt.Errorf("node %d: %w", calls, queuetest.ErrPortBusy)
+		}
+		return nil
+	})
+	if calls != 3 {
+		t.Fatalf("start called %d times, want 3 (two busy, then started)", calls)
+	}
 }
